@@ -1,0 +1,17 @@
+"""Small helpers shared by the console scripts."""
+
+import sys
+
+
+class UserError(Exception):
+    """A mistake in the user's input: reported as one line, never as a traceback."""
+
+
+def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def not_implemented(command: str) -> None:
+    print(f"{command}: not implemented yet", file=sys.stderr)
+    raise SystemExit(2)

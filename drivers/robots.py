@@ -1,0 +1,74 @@
+"""Robot definitions: named buses of motors, and the action groups a policy drives.
+
+A robot is data: buses (family, baud rate, motors with ID, model and normalisation mode) and ordered action
+groups of joint names. ``so100`` and ``koch`` are built in; any other robot comes from a TOML file.
+Each motor also carries the calibration the simulator starts with (``sim_calibration``), so a simulated
+robot is usable before anyone has calibrated it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actsac.calibration.normalize import MotorCalibration
+
+
+@dataclass(frozen=True)
+class MotorSpec:
+    name: str
+    id: int
+    model: str  # a key of the control-table registry, e.g. "sts3215", "xl330-m288"
+    norm_mode: str = "range_m100_100"
+    sim_calibration: MotorCalibration | None = None  # the simulator's factory calibration for this joint
+
+
+@dataclass(frozen=True)
+class BusSpec:
+    name: str
+    family: str  # "feetech" | "dynamixel"
+    motors: tuple[MotorSpec, ...]
+    baudrate: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    name: str
+    buses: tuple[BusSpec, ...]
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group name, joint names) in policy order
+    max_step: dict[str, float] = field(default_factory=dict)  # safety: max command change per tick, user units
+
+    @property
+    def motors(self) -> list[MotorSpec]:
+        return [m for bus in self.buses for m in bus.motors]
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j for _, joints in self.groups for j in joints]
+
+    def motor(self, name: str) -> MotorSpec:
+        for m in self.motors:
+            if m.name == name:
+                return m
+        raise KeyError(f"robot '{self.name}' has no motor '{name}'")
+
+
+def _sim_cal(motor_id: int, lo: int, hi: int) -> MotorCalibration:
+    return MotorCalibration(id=motor_id, drive_mode=0, homing_offset=0, range_min=lo, range_max=hi)
+
+
+SO100_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+# Simulated ranges in ticks, in the spirit of a real calibrated SO-100 (wrist_roll turns fully).
+_SO100_SIM_RANGES = {"shoulder_pan": (1024, 3072), "shoulder_lift": (1024, 3072), "elbow_flex": (1024, 3072),
+                     "wrist_flex": (1024, 3072), "wrist_roll": (0, 4095), "gripper": (2000, 3000)}
+
+SO100 = RobotSpec(
+    name="so100",
+    buses=(BusSpec("main", "feetech", tuple(
+        MotorSpec(name, i + 1, "sts3215", "range_0_100" if name == "gripper" else "range_m100_100",
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]))
+        for i, name in enumerate(SO100_JOINTS))),),
+    groups=(("arm", SO100_JOINTS),),
+    max_step={name: 10.0 for name in SO100_JOINTS},
+)
+
+BUILT_IN = {"so100": SO100}

@@ -1,0 +1,192 @@
+"""PolicyConfig: everything that defines an actor, as plain JSON types.
+
+The config travels inside every checkpoint and (as metadata) inside every exported ONNX file, so it holds
+only ints, floats, strings and lists. ``to_dict`` / ``from_dict`` round-trip exactly; ``from_dict`` refuses
+unknown keys by name so a typo in a hand-written config never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTOR_TYPES = ("act", "mlp")
+NORM_MODES = ("min_max", "mean_std")
+JOINT_UNITS = ("range_m100_100", "range_0_100", "degrees", "radians", "ticks")
+
+# Transformer sizes. `default` is the seed design's scale (~9.9M parameters for a 6-dim state and a
+# 6-dim action); `small` is for demos and tests (well under 1M).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(dim_model=512, n_heads=8, dim_feedforward=3200, n_encoder_layers=1, n_decoder_layers=1,
+                    mlp_hidden=[256, 256]),
+    "small": dict(dim_model=64, n_heads=4, dim_feedforward=256, n_encoder_layers=1, n_decoder_layers=1,
+                  mlp_hidden=[128, 128]),
+}
+
+
+class ConfigError(ValueError):
+    """An inconsistent or unknown setting; the message names the field."""
+
+
+@dataclass
+class ActionGroup:
+    """One head of the actor: a named block of joints (e.g. arm 14, torso 6, hand 12)."""
+
+    name: str
+    joints: list[str]
+    units: list[str] | str = "range_m100_100"  # one per joint, or one for the whole group
+
+    def __post_init__(self) -> None:
+        self.joints = list(self.joints)
+        if not self.joints:
+            raise ConfigError(f"action group '{self.name}': needs at least one joint")
+        if isinstance(self.units, str):
+            self.units = [self.units] * len(self.joints)
+        self.units = list(self.units)
+        if len(self.units) != len(self.joints):
+            raise ConfigError(f"action group '{self.name}': {len(self.units)} units for {len(self.joints)} joints")
+        for unit in self.units:
+            if unit not in JOINT_UNITS:
+                raise ConfigError(f"action group '{self.name}': unknown unit '{unit}' (one of {', '.join(JOINT_UNITS)})")
+
+    @property
+    def dim(self) -> int:
+        return len(self.joints)
+
+
+@dataclass
+class NormStats:
+    """Normalisation statistics for one vector.
+
+    ``min_max``: x -> 2 (x - a) / (b - a) - 1 with a = min, b = max (so [min, max] maps to [-1, 1]).
+    ``mean_std``: x -> (x - a) / b with a = mean, b = std.
+    Actions are produced in the normalised space by tanh, then mapped back with the inverse.
+    """
+
+    mode: str
+    a: list[float]
+    b: list[float]
+
+    def __post_init__(self) -> None:
+        if self.mode not in NORM_MODES:
+            raise ConfigError(f"normalisation mode '{self.mode}' is not one of {', '.join(NORM_MODES)}")
+        self.a = [float(v) for v in self.a]
+        self.b = [float(v) for v in self.b]
+        if len(self.a) != len(self.b):
+            raise ConfigError(f"normalisation stats: {len(self.a)} vs {len(self.b)} values")
+        if self.mode == "min_max" and any(hi <= lo for lo, hi in zip(self.a, self.b)):
+            raise ConfigError("normalisation stats: every max must exceed its min")
+        if self.mode == "mean_std" and any(s <= 0 for s in self.b):
+            raise ConfigError("normalisation stats: every std must be positive")
+
+    @classmethod
+    def min_max(cls, low, high) -> "NormStats":
+        return cls("min_max", list(low), list(high))
+
+    @classmethod
+    def mean_std(cls, mean, std) -> "NormStats":
+        return cls("mean_std", list(mean), list(std))
+
+    @property
+    def dim(self) -> int:
+        return len(self.a)
+
+
+@dataclass
+class PolicyConfig:
+    """The actor's definition. Sizes default to the seed design's scale; use ``preset='small'`` for demos."""
+
+    state_dim: int
+    action_groups: list[ActionGroup]
+    history: int | None = None  # T > 1 selects the observation-history (sequence) actor
+    chunk_size: int = 10  # H
+    actor: str = "act"  # "act" | "mlp"
+    dim_model: int = 512
+    n_heads: int = 8
+    dim_feedforward: int = 3200
+    n_encoder_layers: int = 1
+    n_decoder_layers: int = 1
+    dropout: float = 0.0  # SAC wants a deterministic actor forward; raise for BC-heavy training
+    mlp_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    obs_stats: NormStats | None = None
+    action_stats: NormStats | None = None
+    control_hz: float = 30.0  # the rate the policy was trained for; the runtime's default --fps
+    observation_names: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.action_groups = [g if isinstance(g, ActionGroup) else ActionGroup(**g) for g in self.action_groups]
+        if isinstance(self.obs_stats, dict):
+            self.obs_stats = NormStats(**self.obs_stats)
+        if isinstance(self.action_stats, dict):
+            self.action_stats = NormStats(**self.action_stats)
+        self.mlp_hidden = list(self.mlp_hidden)
+        self.validate()
+
+    def validate(self) -> None:
+        def need(ok: bool, field_name: str, why: str) -> None:
+            if not ok:
+                raise ConfigError(f"{field_name}: {why}")
+
+        need(self.state_dim >= 1, "state_dim", "must be >= 1")
+        need(bool(self.action_groups), "action_groups", "needs at least one group")
+        names = [g.name for g in self.action_groups]
+        need(len(set(names)) == len(names), "action_groups", f"duplicate group names in {names}")
+        joints = self.joint_names
+        need(len(set(joints)) == len(joints), "action_groups", "a joint appears in two groups")
+        need(self.history is None or self.history >= 1, "history", "must be >= 1 or None")
+        need(self.chunk_size >= 1, "chunk_size", "must be >= 1")
+        need(self.actor in ACTOR_TYPES, "actor", f"'{self.actor}' is not one of {', '.join(ACTOR_TYPES)}")
+        need(self.dim_model % self.n_heads == 0, "n_heads", f"dim_model {self.dim_model} is not divisible by {self.n_heads}")
+        need(self.n_decoder_layers >= 1, "n_decoder_layers", "must be >= 1")
+        need(self.n_encoder_layers >= 0, "n_encoder_layers", "must be >= 0")
+        need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        need(self.log_std_min < self.log_std_max, "log_std_min", "must be below log_std_max")
+        need(self.control_hz > 0, "control_hz", "must be positive")
+        if self.obs_stats is not None:
+            need(self.obs_stats.dim == self.state_dim, "obs_stats",
+                 f"{self.obs_stats.dim} values for state_dim {self.state_dim}")
+        if self.action_stats is not None:
+            need(self.action_stats.dim == self.action_dim, "action_stats",
+                 f"{self.action_stats.dim} values for action dim {self.action_dim}")
+        if self.observation_names is not None:
+            need(len(self.observation_names) == self.state_dim, "observation_names",
+                 f"{len(self.observation_names)} names for state_dim {self.state_dim}")
+
+    @property
+    def action_dim(self) -> int:
+        return sum(g.dim for g in self.action_groups)
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [j for g in self.action_groups for j in g.joints]
+
+    @property
+    def joint_units(self) -> list[str]:
+        return [u for g in self.action_groups for u in g.units]
+
+    @property
+    def uses_history(self) -> bool:
+        return self.history is not None and self.history > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PolicyConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown PolicyConfig key")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # missing required field
+            raise ConfigError(str(exc)) from None
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **kwargs: Any) -> "PolicyConfig":
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: '{preset}' is not one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[preset], **kwargs})

@@ -1,0 +1,1 @@
+"""actsac.runtime"""

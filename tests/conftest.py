@@ -1,0 +1,27 @@
+import pytest
+
+
+def so100_groups():
+    from actsac.policy import ActionGroup
+
+    joints = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+    return [ActionGroup("arm", joints, ["range_m100_100"] * 5 + ["range_0_100"])]
+
+
+def upper_body_groups():
+    from actsac.policy import ActionGroup
+
+    return [ActionGroup("arm", [f"arm_{i}" for i in range(14)]),
+            ActionGroup("torso", [f"torso_{i}" for i in range(6)], "degrees"),
+            ActionGroup("hand", [f"hand_{i}" for i in range(12)], "range_0_100")]
+
+
+@pytest.fixture
+def small_config():
+    """A small ACT config on the SO-100's joints, with min/max stats."""
+    from actsac.policy import NormStats, PolicyConfig
+
+    return PolicyConfig.from_preset(
+        "small", state_dim=12, action_groups=so100_groups(), chunk_size=10,
+        obs_stats=NormStats.min_max([-100.0] * 12, [100.0] * 12),
+        action_stats=NormStats.min_max([-100.0] * 5 + [0.0], [100.0] * 5 + [100.0]))
