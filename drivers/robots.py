@@ -9,8 +9,11 @@ robot is usable before anyone has calibrated it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from actsac.calibration.normalize import MotorCalibration
+
+from .errors import RobotSpecError
 
 
 @dataclass(frozen=True)
@@ -71,4 +74,37 @@ SO100 = RobotSpec(
     max_step={name: 10.0 for name in SO100_JOINTS},
 )
 
-BUILT_IN = {"so100": SO100}
+# Koch v1.1 follower: XL430-W250 on the two shoulder joints, XL330-M288 from the elbow on, 1 Mbps.
+_KOCH_MODELS = {"shoulder_pan": "xl430-w250", "shoulder_lift": "xl430-w250"}
+KOCH = RobotSpec(
+    name="koch",
+    buses=(BusSpec("main", "dynamixel", tuple(
+        MotorSpec(name, i + 1, _KOCH_MODELS.get(name, "xl330-m288"),
+                  "range_0_100" if name == "gripper" else "range_m100_100",
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]))
+        for i, name in enumerate(SO100_JOINTS))),),
+    groups=(("arm", SO100_JOINTS),),
+    max_step={name: 10.0 for name in SO100_JOINTS},
+)
+
+BUILT_IN = {"so100": SO100, "koch": KOCH}
+
+
+def load_robot(name_or_path) -> RobotSpec:
+    """A built-in robot by name (``so100``, ``koch``; ``upper_body`` from the packaged TOML) or a TOML file.
+
+    Raises RobotSpecError with a one-line message naming the file and the field that is wrong.
+    """
+    from .robot_toml import parse_robot_toml  # it imports this module: import it late
+
+    key = str(name_or_path)
+    if key in BUILT_IN:
+        return BUILT_IN[key]
+    packaged = Path(__file__).parent / "robots" / f"{key}.toml"
+    if "/" not in key and packaged.is_file():
+        return parse_robot_toml(packaged)
+    path = Path(key)
+    if path.suffix != ".toml" and not path.exists():
+        raise RobotSpecError(f"unknown robot '{key}' (built in: {', '.join(BUILT_IN)}, upper_body; "
+                             "or a path to a .toml file)")
+    return parse_robot_toml(path)

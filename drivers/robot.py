@@ -1,0 +1,172 @@
+"""A robot: every bus of a ``RobotSpec``, driven concurrently, speaking user units through a calibration.
+
+One worker thread per bus, so a composite robot's read or write costs its slowest bus, not the sum of all
+(pyserial releases the GIL while it waits for bytes). Hardware states (STYLE.md):
+disconnected -> connected (torque off, reads allowed) -> active (torque on, goal writes allowed); every exit
+(``disconnect``, ``with`` block end, an error in ``connect``) turns torque off.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping, TypeVar
+
+from actsac.calibration.normalize import MotorCalibration, normalize, unnormalize
+
+from .bus import MotorBus, make_bus
+from .errors import BusError, RobotStateError
+from .robots import RobotSpec
+from .tables import Reg, motor_model
+
+T = TypeVar("T")
+
+
+class Robot:
+    """``Robot(spec, {"main": "/dev/ttyACM0"}, calibration)``; without a calibration each motor's
+    ``sim_calibration`` is used (a simulated robot works out of the box)."""
+
+    def __init__(self, spec: RobotSpec, ports: Mapping[str, str],
+                 calibration: Mapping[str, MotorCalibration] | None = None, **bus_options):
+        missing = [b.name for b in spec.buses if b.name not in ports]
+        if missing:
+            raise ValueError(f"robot '{spec.name}': no port given for bus {', '.join(missing)}")
+        self.spec = spec
+        self.buses: dict[str, MotorBus] = {b.name: make_bus(b, ports[b.name], **bus_options) for b in spec.buses}
+        self.calibration: dict[str, MotorCalibration] = {}
+        for motor in spec.motors:
+            cal = (calibration or {}).get(motor.name) or (None if calibration else motor.sim_calibration)
+            if cal is None:
+                raise ValueError(f"robot '{spec.name}': no calibration for motor '{motor.name}'")
+            self.calibration[motor.name] = cal
+        self._bus_of = {m.name: b.name for b in spec.buses for m in b.motors}
+        self._mode = {m.name: m.norm_mode for m in spec.motors}
+        self._resolution = {m.name: motor_model(m.model).resolution for m in spec.motors}
+        self._pool = ThreadPoolExecutor(len(self.buses), "bus") if len(self.buses) > 1 else None
+        self.state = "disconnected"
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self) -> None:
+        """Connect every bus (concurrently); if one fails, the others are disconnected again."""
+        if self.state != "disconnected":
+            return
+        try:
+            self._on_buses(lambda bus: bus.connect())
+        except BaseException:
+            self._disconnect_all()
+            raise
+        self.state = "connected"
+
+    def disconnect(self) -> None:
+        """Torque off on every bus, then close every port; raises the first failure after trying all."""
+        if self.state == "disconnected":
+            return
+        self.state = "disconnected"
+        self._disconnect_all(raise_errors=True)
+
+    def __enter__(self) -> "Robot":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    def close(self) -> None:
+        """Disconnect and stop the bus workers."""
+        try:
+            self.disconnect()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def enable_torque(self) -> None:
+        """Hold the present pose (goal := present position), then turn torque on everywhere: no jump."""
+        self._require("connected", "active")
+        try:
+            def hold(bus: MotorBus) -> None:
+                bus.sync_write(Reg.Goal_Position, bus.sync_read(Reg.Present_Position))
+                bus.enable_torque()
+
+            self._on_buses(hold)
+        except BaseException:
+            self._on_buses_best_effort(lambda bus: bus.disable_torque())
+            raise
+        self.state = "active"
+
+    def disable_torque(self) -> None:
+        self._require("connected", "active")
+        self.state = "connected"
+        self._on_buses(lambda bus: bus.disable_torque())
+
+    # ------------------------------------------------------------------ I/O in user units
+    def read_positions(self) -> dict[str, float]:
+        """Present position of every joint in its calibrated user unit (the motor's norm_mode)."""
+        raw = self.read_raw(Reg.Present_Position)
+        return {name: float(normalize(raw[name], self.calibration[name], self._mode[name], self._resolution[name]))
+                for name in self.calibration}
+
+    def write_goals(self, goals: Mapping[str, float]) -> None:
+        """Goal positions in user units (any subset of the joints); only while torque is on."""
+        self._require("active")
+        unknown = [j for j in goals if j not in self._bus_of]
+        if unknown:
+            raise KeyError(f"robot '{self.spec.name}' has no joint {', '.join(map(repr, unknown))}")
+        self.write_raw(Reg.Goal_Position, {
+            name: int(unnormalize(value, self.calibration[name], self._mode[name], self._resolution[name]))
+            for name, value in goals.items()})
+
+    def read_raw(self, register: str) -> dict[str, int]:
+        """One register of every motor, raw ticks (calibration tools use this)."""
+        self._require("connected", "active")
+        out: dict[str, int] = {}
+        for values in self._on_buses(lambda bus: bus.sync_read(register)).values():
+            out.update(values)
+        return out
+
+    def write_raw(self, register: str, values: Mapping[str, int]) -> None:
+        """One register of some motors, raw ticks, one unacknowledged sync write per bus (concurrently).
+        Calibration tools write offsets and limits with torque off; use ``buses[...].write`` for an ack."""
+        self._require("connected", "active")
+        per_bus: dict[str, dict[str, int]] = {}
+        for name, value in values.items():
+            if name not in self._bus_of:
+                raise KeyError(f"robot '{self.spec.name}' has no motor '{name}'")
+            per_bus.setdefault(self._bus_of[name], {})[name] = int(value)
+        self._on_buses(lambda bus: bus.sync_write(register, per_bus[bus.spec.name]), per_bus)
+
+    # ------------------------------------------------------------------ helpers
+    def _require(self, *states: str) -> None:
+        if self.state not in states:
+            raise RobotStateError(f"robot '{self.spec.name}' is {self.state}; this needs it {' or '.join(states)}")
+
+    def _on_buses(self, fn: Callable[[MotorBus], T], only: Mapping | None = None) -> dict[str, T]:
+        """Run ``fn`` on each bus (those named in ``only``), concurrently; raise the first error after all ended."""
+        buses = [b for name, b in self.buses.items() if only is None or name in only]
+        if self._pool is None or len(buses) == 1:
+            return {b.spec.name: fn(b) for b in buses}
+        futures = {b.spec.name: self._pool.submit(fn, b) for b in buses}
+        results, first_error = {}, None
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except BaseException as exc:  # noqa: BLE001 (re-raised below, after every bus has finished)
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return results
+
+    def _on_buses_best_effort(self, fn: Callable[[MotorBus], None]) -> None:
+        for bus in self.buses.values():
+            try:
+                fn(bus)
+            except BusError:
+                pass
+
+    def _disconnect_all(self, raise_errors: bool = False) -> None:
+        first_error = None
+        for bus in self.buses.values():
+            try:
+                bus.disconnect(disable_torque=True)
+            except BusError as exc:
+                first_error = first_error or exc
+        if raise_errors and first_error is not None:
+            raise first_error

@@ -1,0 +1,166 @@
+"""Robot definitions from TOML files, validated field by field so a mistake is one line naming file and field.
+
+Format (see robots/upper_body.toml)::
+
+    name = "my_robot"
+    [[buses]]
+    name = "arm"; family = "dynamixel"; baudrate = 1000000
+    motors = [{name = "arm_0", id = 1, model = "xm430-w350", norm_mode = "degrees", sim_range = [1024, 3072]}]
+    [[groups]]
+    name = "arm"; joints = ["arm_0"]
+    [max_step]          # optional: max command change per tick, user units
+    arm_0 = 5.0
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from actsac.calibration.normalize import NORM_MODES, MotorCalibration
+
+from .errors import RobotSpecError
+from .robots import BusSpec, MotorSpec, RobotSpec
+from .tables import FAMILIES, MODELS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MAX_ID = {"feetech": 253, "dynamixel": 252}
+
+
+class _Fields:
+    """Typed access to one TOML table, with errors that carry the file and the dotted field path."""
+
+    def __init__(self, path: Path, table: dict, where: str):
+        self.path, self.table, self.where = path, table, where
+
+    def fail(self, field: str | None, message: str) -> "RobotSpecError":
+        name = f"{self.where}.{field}" if self.where and field else (field or self.where)
+        return RobotSpecError(f"{self.path}: {name}: {message}" if name else f"{self.path}: {message}")
+
+    def get(self, field: str, kind, default=None, required: bool = True):
+        if field not in self.table:
+            if required and default is None:
+                raise self.fail(field, "missing")
+            return default
+        value = self.table[field]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise self.fail(field, f"expected {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def sub(self, value, field: str) -> "_Fields":
+        if not isinstance(value, dict):
+            raise self.fail(field, f"expected a table, got {value!r}")
+        return _Fields(self.path, value, f"{self.where}.{field}" if self.where else field)
+
+    def unknown_keys(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.table) - allowed)
+        if extra:
+            raise self.fail(extra[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _kind_name(kind) -> str:
+    return {str: "a string", int: "an integer", float: "a number", list: "an array", dict: "a table"}.get(
+        kind, kind.__name__)
+
+
+def parse_robot_toml(path: Path) -> RobotSpec:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise RobotSpecError(f"{path}: no such robot file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RobotSpecError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise RobotSpecError(f"{path}: cannot read: {exc.strerror}") from None
+    top = _Fields(path, data, "")
+    top.unknown_keys({"name", "buses", "groups", "max_step"})
+    name = top.get("name", str, default=path.stem, required=False)
+    buses_raw = top.get("buses", list)
+    if not buses_raw:
+        raise top.fail("buses", "needs at least one bus")
+    buses = tuple(_parse_bus(top.sub(b, f"buses[{i}]")) for i, b in enumerate(buses_raw))
+    all_motors = [m for bus in buses for m in bus.motors]
+    names = [m.name for m in all_motors]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise top.fail("buses", f"motor name '{n}' is used twice")
+    groups = []
+    seen: set[str] = set()
+    for i, g in enumerate(top.get("groups", list)):
+        fields = top.sub(g, f"groups[{i}]")
+        fields.unknown_keys({"name", "joints"})
+        joints = fields.get("joints", list)
+        for j in joints:
+            if j not in names:
+                raise fields.fail("joints", f"no motor named '{j}'")
+            if j in seen:
+                raise fields.fail("joints", f"joint '{j}' is already in a group")
+            seen.add(j)
+        if not joints:
+            raise fields.fail("joints", "needs at least one joint")
+        groups.append((fields.get("name", str), tuple(joints)))
+    max_step_raw = top.get("max_step", dict, default={}, required=False)
+    max_step = {}
+    steps = top.sub(max_step_raw, "max_step")
+    for joint in max_step_raw:
+        if joint not in names:
+            raise steps.fail(joint, "no motor of that name")
+        max_step[joint] = float(steps.get(joint, float))
+        if max_step[joint] <= 0:
+            raise steps.fail(joint, "must be positive")
+    return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step)
+
+
+def _parse_bus(fields: _Fields) -> BusSpec:
+    fields.unknown_keys({"name", "family", "baudrate", "motors"})
+    family = fields.get("family", str)
+    if family not in FAMILIES:
+        raise fields.fail("family", f"unknown family '{family}' (one of {', '.join(FAMILIES)})")
+    baudrate = fields.get("baudrate", int, default=1_000_000, required=False)
+    motors = []
+    ids = set()
+    for i, m in enumerate(fields.get("motors", list)):
+        motor = _parse_motor(fields.sub(m, f"motors[{i}]"), family)
+        if motor.id in ids:
+            raise fields.fail(f"motors[{i}].id", f"ID {motor.id} is used twice on this bus")
+        ids.add(motor.id)
+        motors.append(motor)
+    if not motors:
+        raise fields.fail("motors", "needs at least one motor")
+    for m in motors:
+        rates = MODELS[m.model].baud_rates.values()
+        if baudrate not in rates:
+            raise fields.fail("baudrate", f"{baudrate} is not a baud rate of {m.model} "
+                                          f"(one of {', '.join(str(r) for r in sorted(rates))})")
+    return BusSpec(fields.get("name", str), family, tuple(motors), baudrate)
+
+
+def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
+    fields.unknown_keys({"name", "id", "model", "norm_mode", "sim_range"})
+    name = fields.get("name", str)
+    motor_id = fields.get("id", int)
+    if not 0 <= motor_id <= MAX_ID[family]:
+        raise fields.fail("id", f"{motor_id} is outside 0..{MAX_ID[family]}")
+    model = fields.get("model", str)
+    if model not in MODELS:
+        raise fields.fail("model", f"unknown model '{model}' (one of {', '.join(MODELS)})")
+    if MODELS[model].family != family:
+        raise fields.fail("model", f"{model} is a {MODELS[model].family} motor on a {family} bus")
+    norm_mode = fields.get("norm_mode", str, default="range_m100_100", required=False)
+    if norm_mode not in NORM_MODES:
+        raise fields.fail("norm_mode", f"unknown mode '{norm_mode}' (one of {', '.join(NORM_MODES)})")
+    resolution = MODELS[model].resolution
+    sim_range = fields.get("sim_range", list, default=[resolution // 4, 3 * resolution // 4], required=False)
+    lo, hi = sim_range if len(sim_range) == 2 else (None, None)
+    if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo < hi < resolution):
+        raise fields.fail("sim_range", f"expected [min, max] ticks with 0 <= min < max < {resolution}")
+    return MotorSpec(name, motor_id, model, norm_mode,
+                     MotorCalibration(id=motor_id, drive_mode=0, homing_offset=0, range_min=lo, range_max=hi))

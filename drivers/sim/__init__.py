@@ -1,0 +1,76 @@
+"""Protocol-faithful servo-bus simulator: real bytes on pseudo-terminals, served from a separate process.
+
+    with simulate("so100") as ports:          # {"main": "/dev/pts/7"}
+        robot = Robot(load_robot("so100"), ports)
+
+Any standard client (the project's buses, dynamixel-sdk, feetech-servo-sdk) can drive the ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import select
+import subprocess
+import sys
+from typing import Iterator
+
+from ..robots import RobotSpec, load_robot
+from .motors import SweepHand
+from .server import Faults, Server
+
+__all__ = ["simulate", "Faults", "SweepHand", "Server"]
+
+STARTUP_TIMEOUT_S = 30.0  # a cold interpreter start on a loaded 2-core machine can take seconds
+
+
+def _hand(hand) -> SweepHand | None:
+    if hand is None or isinstance(hand, SweepHand):
+        return hand
+    if hand == "sweep":
+        return SweepHand()
+    raise ValueError(f"unknown hand motion {hand!r} (None, 'sweep' or a SweepHand)")
+
+
+@contextlib.contextmanager
+def simulate(spec: RobotSpec | str, *, wire_time: bool = True, faults: Faults | None = None,
+             hand: SweepHand | str | None = None, seed: int = 0) -> Iterator[dict[str, str]]:
+    """Start the robot's simulated buses in their own process; yield ``{bus_name: "/dev/pts/N"}``.
+
+    ``spec`` is a RobotSpec, a built-in robot name or a TOML path. ``wire_time`` emulates each bus's baud
+    rate; ``hand`` ("sweep") moves torque-off joints through their sim range; ``faults`` are seeded by
+    ``seed``. The process is stopped (SIGTERM, then SIGKILL) when the block exits, and it also exits by
+    itself if this process dies.
+    """
+    robot = load_robot(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    options = dict(wire_time=wire_time, faults=faults, hand=_hand(hand), seed=seed)
+    code = "from actsac.drivers.sim.server import child_main; child_main()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        proc.stdin.write(pickle.dumps((robot, options)))
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"simulator for robot '{robot.name}' did not start "
+                               f"(exit code {proc.poll()}; see its stderr above)")
+        yield json.loads(line)
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            stream.close()
+        except (OSError, BrokenPipeError):
+            pass
