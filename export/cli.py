@@ -1,7 +1,110 @@
-"""`actsac-export`: placeholder until its issue lands."""
+"""`actsac-export model.pt`: a checkpoint -> a verified, self-contained ONNX file (and a TensorRT engine)."""
 
-from actsac._cli import not_implemented
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from actsac._cli import fail, first_line
+
+from .latency import ORT_THREADS
+from .metadata import DEFAULT_OPSET, MAX_BATCH
+from .verify import TOLERANCE, TRT_TOLERANCE
+
+
+def batch_arg(text: str) -> int | None:
+    if text == "dynamic":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive integer or 'dynamic'") from None
+    if not 1 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_BATCH}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="actsac-export",
+        description="Export an actsac checkpoint to one self-contained ONNX file (raw observation in robot units "
+                    "-> action_mean, action_log_std, action) carrying the metadata the robot needs, and verify "
+                    "it against PyTorch before writing it.",
+        epilog=f"Verification: max abs error vs PyTorch on action_mean / action_log_std within {TOLERANCE['fp32']:g} "
+               f"(fp32) or {TOLERANCE['fp16']:g} (fp16); on action (robot units) within that times the largest "
+               f"action half-range. TensorRT vs ONNX Runtime: {TRT_TOLERANCE['fp32']:g} / {TRT_TOLERANCE['fp16']:g}. "
+               "Exit codes: 0 written and verified; 1 bad input or verification failed (nothing written); "
+               "2 usage error, or --trt without TensorRT / a CUDA GPU.")
+    parser.add_argument("checkpoint", type=Path, help="model.pt written by actsac-train / save_checkpoint")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="ONNX file to write (default: beside the checkpoint, same stem, .onnx)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset version (default {DEFAULT_OPSET}; 17 and up)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="fp16 graph with fp32 inputs / outputs (verified at a looser tolerance)")
+    parser.add_argument("--trt", action="store_true",
+                        help="also build a TensorRT engine (<output stem>.engine) and verify it against ONNX "
+                             "Runtime; fp16 engine with --fp16")
+    parser.add_argument("--batch", type=batch_arg, default=None, metavar="N|dynamic",
+                        help=f"fixed batch size N, or 'dynamic' (1..{MAX_BATCH}; the default)")
+    return parser
 
 
 def main(argv=None) -> None:
-    not_implemented("actsac-export")
+    try:
+        run(build_parser().parse_args(argv))
+    except KeyboardInterrupt:  # atomic writes leave nothing behind
+        fail("interrupted; nothing written", 130)
+
+
+def run(args: argparse.Namespace) -> None:
+    checkpoint: Path = args.checkpoint
+    out: Path = args.output or checkpoint.with_suffix(".onnx")
+    if args.opset < 17:
+        fail(f"--opset {args.opset}: the exporter needs opset 17 or newer", 2)
+    if not out.parent.is_dir():
+        fail(f"{out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        fail(f"{out}: is a directory; give a file name with -o")
+    if out.resolve() == checkpoint.resolve():
+        fail(f"{out}: the output would overwrite the checkpoint; choose another name with -o")
+    if args.trt:
+        from .tensorrt import missing_tensorrt_reason
+
+        reason = missing_tensorrt_reason()
+        if reason:
+            fail(f"--trt: {reason}", 2)
+
+    from actsac.policy import CheckpointError, load_checkpoint  # torch: imported only once the arguments are good
+
+    from .onnx_export import export_onnx
+    from .verify import VerificationError
+
+    try:
+        loaded = load_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        fail(str(exc))
+    try:
+        result = export_onnx(loaded, out, opset=args.opset, batch=args.batch, fp16=args.fp16)
+    except VerificationError as exc:
+        fail(f"{out}: verification failed, nothing written: {exc}")
+    except Exception as exc:  # the exporter's own failures: one line, not its traceback
+        fail(f"{checkpoint}: ONNX export failed: {first_line(exc)}")
+    meta = result.metadata
+    batch = "dynamic 1.." + str(MAX_BATCH) if args.batch is None else str(args.batch)
+    print(f"parameters: {result.parameters:,}   file: {result.file_bytes / 1e6:.2f} MB   precision: {meta.precision}   "
+          f"opset: {meta.opset}   batch: {batch}")
+    print(f"ONNX Runtime latency at batch {result.latency_batch} (CPU, {ORT_THREADS} threads): "
+          f"{result.latency.summary()}")
+    print(f"wrote {out} (chunk {meta.chunk_size}, {meta.action_dim} joints in "
+          f"{', '.join(g['name'] for g in meta.action_groups)}, observation {meta.observation_shape})")
+    if args.trt:
+        from .tensorrt import export_engine
+
+        try:
+            engine = export_engine(out, meta, batch=args.batch)
+        except VerificationError as exc:
+            fail(f"{out.with_suffix('.engine')}: verification failed, engine not written: {exc}")
+        except Exception as exc:  # TensorRTError, or TensorRT's / CUDA's own exceptions
+            fail(f"{out.with_suffix('.engine')}: TensorRT build failed, engine not written: {first_line(exc)}")
+        print(f"wrote {engine}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from actsac._cli import first_line
 from actsac.files import atomic_write, file_sha256  # noqa: F401  (re-exported)
 
 from .actors import Actor, build_actor
@@ -66,14 +67,12 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise CheckpointError(f"{path}: refused: the pickle is not weights-only (it would run code or build "
                                   f"arbitrary objects); only load checkpoints you trust with other tools") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_line(exc)})") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError... for damaged or foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint ({first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_TAG:
         tag = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an actsac checkpoint (format tag {tag!r}, expected {FORMAT_TAG!r})")

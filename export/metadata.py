@@ -1,0 +1,179 @@
+"""The model metadata inside an exported ONNX file: everything the robot side needs, and nothing else.
+
+One JSON object under the ONNX ``metadata_props`` key ``actsac`` (plus ``actsac.format_version`` for quick
+checks); see CONTRACTS.md section 2. This module is robot-side code: it imports numpy and, lazily, ``onnx``
+when installed or else ``onnxruntime`` (a robot computer has onnxruntime + numpy only, no torch, no onnx).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actsac._cli import first_line
+
+FORMAT_VERSION = 1
+METADATA_KEY = "actsac"
+VERSION_KEY = "actsac.format_version"
+OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task")  # null when absent
+INPUT_NAME = "observation"
+MAX_BATCH = 1024  # upper bound of an exported graph's dynamic batch dimension
+DEFAULT_OPSET = 20
+
+
+class MetadataError(ValueError):
+    """Metadata that is missing, newer than this actsac, or malformed; one line naming the file and field."""
+
+
+@dataclass
+class ModelMetadata:
+    """The ``actsac`` metadata of an exported actor, as plain JSON types (stats and groups stay dicts)."""
+
+    format_version: int
+    chunk_size: int  # H: actions per inference
+    control_hz: float  # the rate the policy was trained for
+    actor: str  # "act" | "mlp"
+    state_dim: int
+    history: int | None  # T observations per input window, None for a single observation
+    observation_names: list[str] | None
+    action_groups: list[dict[str, Any]]  # [{"name", "joints": [...], "units": [...]}] in output order
+    obs_stats: dict[str, Any] | None  # {"mode": "min_max"|"mean_std", "a": [...], "b": [...]}
+    action_stats: dict[str, Any] | None
+    log_std_bounds: list[float]
+    task: dict[str, Any] | None
+    checkpoint_sha256: str
+    exporter: str  # e.g. "actsac 0.1.0, torch 2.13.0"
+    opset: int
+    precision: str  # "fp32" | "fp16"
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [joint for group in self.action_groups for joint in group["joints"]]
+
+    @property
+    def joint_units(self) -> list[str]:
+        return [unit for group in self.action_groups for unit in group["units"]]
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """One observation without the batch dim: (state_dim,) or (history, state_dim)."""
+        return (self.history, self.state_dim) if self.history else (self.state_dim,)
+
+    def action_to_robot_units(self, action: np.ndarray) -> np.ndarray:
+        """Map actions in [-1, 1] (shape (..., A)) to robot units; the graph's ``action`` output does the same."""
+        action = np.asarray(action)
+        stats = self.action_stats
+        if stats is None:
+            return action
+        a, b = np.asarray(stats["a"]), np.asarray(stats["b"])
+        if stats["mode"] == "min_max":
+            return (action + 1.0) * 0.5 * (b - a) + a
+        return action * b + a
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<metadata>") -> "ModelMetadata":
+        """Validate and build; raises MetadataError naming ``source`` and the offending field."""
+        if not isinstance(data, dict):
+            raise MetadataError(f"{source}: actsac metadata is not a JSON object")
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise MetadataError(f"{source}: metadata field 'format_version' is missing or not an integer")
+        if version > FORMAT_VERSION:
+            raise MetadataError(f"{source}: metadata format_version {version} is newer than this actsac reads "
+                                f"({FORMAT_VERSION}); upgrade actsac on this computer")
+        values = {}
+        for f in fields(cls):
+            if f.name not in data and f.name not in OPTIONAL_FIELDS:
+                raise MetadataError(f"{source}: metadata field '{f.name}' is missing")
+            values[f.name] = data.get(f.name)
+        metadata = cls(**values)
+        metadata._check(source)
+        return metadata
+
+    def _check(self, source: str) -> None:
+        def need(ok: bool, field_name: str, why: str) -> None:
+            if not ok:
+                raise MetadataError(f"{source}: metadata field '{field_name}' {why}")
+
+        def positive_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        need(positive_int(self.chunk_size), "chunk_size", "must be a positive integer")
+        need(positive_int(self.state_dim), "state_dim", "must be a positive integer")
+        need(self.history is None or positive_int(self.history), "history", "must be a positive integer or null")
+        need(isinstance(self.control_hz, (int, float)) and self.control_hz > 0, "control_hz", "must be positive")
+        need(self.precision in ("fp32", "fp16"), "precision", f"'{self.precision}' is not fp32 or fp16")
+        need(isinstance(self.action_groups, list) and bool(self.action_groups), "action_groups",
+             "must be a non-empty list")
+        for group in self.action_groups:
+            need(isinstance(group, dict) and {"name", "joints", "units"} <= set(group), "action_groups",
+                 "entries need 'name', 'joints' and 'units'")
+            need(len(group["joints"]) == len(group["units"]) > 0, "action_groups",
+                 f"group '{group['name']}' needs one unit per joint")
+        need(isinstance(self.log_std_bounds, list) and len(self.log_std_bounds) == 2, "log_std_bounds",
+             "must be [min, max]")
+        if self.observation_names is not None:
+            need(len(self.observation_names) == self.state_dim, "observation_names",
+                 f"has {len(self.observation_names)} names for state_dim {self.state_dim}")
+        for name, stats, dim in (("obs_stats", self.obs_stats, self.state_dim),
+                                 ("action_stats", self.action_stats, self.action_dim)):
+            if stats is not None:
+                need(isinstance(stats, dict) and stats.get("mode") in ("min_max", "mean_std"), name,
+                     "needs mode min_max or mean_std")
+                need(len(stats.get("a", ())) == len(stats.get("b", ())) == dim, name, f"needs {dim} values in a and b")
+
+
+def metadata_props(metadata: ModelMetadata) -> dict[str, str]:
+    """The ONNX metadata_props entries (string -> string) that carry ``metadata``."""
+    return {METADATA_KEY: metadata.to_json(), VERSION_KEY: str(metadata.format_version)}
+
+
+def read_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """The actsac metadata of an exported ONNX file; MetadataError (one line) when it is missing or bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"{path}: no such file")
+    props = _read_props(path)
+    if METADATA_KEY not in props:
+        raise MetadataError(f"{path}: not an actsac model (no '{METADATA_KEY}' metadata in the ONNX file)")
+    try:
+        data = json.loads(props[METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise MetadataError(f"{path}: metadata '{METADATA_KEY}' is not valid JSON ({exc.msg})") from None
+    return ModelMetadata.from_dict(data, str(path))
+
+
+def _read_props(path: Path) -> dict[str, str]:
+    """metadata_props through ``onnx`` (fast: weights stay on disk) or, on a robot, through onnxruntime."""
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    try:
+        if onnx is not None:
+            model = onnx.load(str(path), load_external_data=False)
+            return {prop.key: prop.value for prop in model.metadata_props}
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except Exception as exc:  # onnx raises DecodeError, onnxruntime its own types, for a file that is not ONNX
+        raise MetadataError(f"{path}: not a readable ONNX file ({first_line(exc, 200)})") from None

@@ -1,0 +1,118 @@
+"""Parity checks between two implementations of one actor (PyTorch vs ONNX Runtime, ONNX Runtime vs TensorRT).
+
+numpy only: the observations to test on, the tolerances, and the comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metadata import INPUT_NAME, ModelMetadata
+
+OUTPUTS = ("action_mean", "action_log_std", "action")
+# Max abs error allowed on action_mean / action_log_std (normalised space). The `action` output is in robot
+# units: its tolerance is this times the largest action half-range (the scale of the [-1, 1] -> units map).
+TOLERANCE = {"fp32": 1e-5, "fp16": 2e-2}
+# TensorRT vs ONNX Runtime: other kernels and accumulation orders (fp32 engines are built without TF32).
+TRT_TOLERANCE = {"fp32": 1e-4, "fp16": 4e-2}
+
+
+class VerificationError(Exception):
+    """The exported model does not compute what the original computes; one line naming the output."""
+
+
+@dataclass
+class OutputError:
+    name: str
+    max_abs_error: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.max_abs_error <= self.tolerance)  # NaN fails
+
+    def line(self) -> str:
+        return (f"  {self.name:<15} max abs error {self.max_abs_error:.2e}  (tolerance {self.tolerance:.1e})  "
+                f"{'ok' if self.ok else 'FAIL'}")
+
+
+def observation_range(metadata: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature low / high of the observations the model was normalised for (mean +- 3 std for mean_std,
+    [-1, 1] without stats)."""
+    stats = metadata.obs_stats
+    if stats is None:
+        return -np.ones(metadata.state_dim), np.ones(metadata.state_dim)
+    a, b = np.asarray(stats["a"], np.float64), np.asarray(stats["b"], np.float64)
+    if stats["mode"] == "min_max":
+        return a, b
+    return a - 3.0 * b, a + 3.0 * b
+
+
+def action_half_range(metadata: ModelMetadata) -> float:
+    """Largest factor by which the [-1, 1] -> robot units map stretches an error."""
+    stats = metadata.action_stats
+    if stats is None:
+        return 1.0
+    b = np.asarray(stats["b"], np.float64)
+    if stats["mode"] == "min_max":
+        return float(np.max((b - np.asarray(stats["a"], np.float64)) / 2.0))
+    return float(np.max(b))
+
+
+def tolerances(metadata: ModelMetadata, base: float) -> dict[str, float]:
+    return {"action_mean": base, "action_log_std": base, "action": base * action_half_range(metadata)}
+
+
+def verification_observations(metadata: ModelMetadata, n_random: int = 16, n_corners: int = 4,
+                              seed: int = 0, multiple_of: int = 1) -> tuple[np.ndarray, str]:
+    """Observations (N, *observation_shape), float32: random within the normalisation range, random min/max
+    corners, the all-min and all-max corners, and zeros. N is padded with random ones to a multiple of
+    ``multiple_of`` (a fixed export batch). Returns them with a one-line description."""
+    rng = np.random.default_rng(seed)
+    low, high = observation_range(metadata)
+    shape = metadata.observation_shape
+    random = low + (high - low) * rng.random((n_random, *shape))
+    corners = np.where(rng.random((n_corners, *shape)) < 0.5, low, high)
+    edges = np.stack([np.broadcast_to(low, shape), np.broadcast_to(high, shape), np.zeros(shape)])
+    obs = np.concatenate([random, corners, edges])
+    pad = -len(obs) % multiple_of
+    if pad:
+        obs = np.concatenate([obs, low + (high - low) * rng.random((pad, *shape))])
+    described = (f"{len(obs)} observations: {n_random + pad} random in the normalisation range, "
+                 f"{n_corners} random min/max corners, all-min, all-max, zeros")
+    return obs.astype(np.float32), described
+
+
+def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+            tolerance: dict[str, float]) -> list[OutputError]:
+    """Max abs error per output (NaN anywhere counts as an infinite error)."""
+    errors = []
+    for name in OUTPUTS:
+        ref, got = np.asarray(reference[name], np.float64), np.asarray(candidate[name], np.float64)
+        if ref.shape != got.shape:
+            raise VerificationError(f"{name}: shape {got.shape}, expected {ref.shape}")
+        diff = np.abs(ref - got)
+        worst = float(np.inf) if np.isnan(diff).any() else float(diff.max(initial=0.0))
+        errors.append(OutputError(name, worst, tolerance[name]))
+    return errors
+
+
+def session_runner(session):
+    """``obs -> {output: array}`` for an ONNX Runtime session of an exported actor."""
+    return lambda obs: dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT_NAME: obs})))
+
+
+def run_batched(run, observations: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """``run(obs_batch) -> {output: array}`` over ``observations`` in slices of ``batch``, concatenated."""
+    parts = [run(observations[i:i + batch]) for i in range(0, len(observations), batch)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in OUTPUTS}
+
+
+def check(errors: list[OutputError], what: str) -> None:
+    failed = [e for e in errors if not e.ok]
+    if failed:
+        worst = failed[0]
+        raise VerificationError(f"{what}: {worst.name} max abs error {worst.max_abs_error:.2e} exceeds the "
+                                f"tolerance {worst.tolerance:.1e}")
