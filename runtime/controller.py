@@ -1,0 +1,138 @@
+"""The controller owns the decision: observation -> inference request -> chunk execution -> safety filter.
+
+``update(tick, positions)`` never waits on the model: it submits the newest observation to the inference
+worker, takes whatever chunks have finished (discarding non-finite ones), asks the executor for this tick's
+action, soft-starts and clamps it. With no action for a tick the last command holds; after
+``stall_timeout_s`` without one, ``SafetyStop``. Commands are full robot-joint vectors (user units); joints
+the model does not drive hold their starting pose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from .ensemble import ChunkExecutor, TemporalEnsembler
+from .inference import InferenceWorker
+from .loop import TickTime
+from .observation import GoalSchedule, ObservationBuilder
+from .safety import CommandFilter, SafetyStop, SoftStart, chunk_is_finite
+
+LATENCY_WINDOW = 10  # chunk mode sizes its request lead on the worst of the last few latencies
+
+
+class Controller:
+    def __init__(self, *, executor: TemporalEnsembler | ChunkExecutor, worker: InferenceWorker,
+                 observations: ObservationBuilder, goals: GoalSchedule | None, driven: list[int],
+                 command_filter: CommandFilter, period_s: float, ramp_s: float, stall_timeout_s: float,
+                 initial_latency_s: float = 0.0):
+        self.executor = executor
+        self.worker = worker
+        self.observations = observations
+        self.goals = goals
+        self.driven = np.asarray(driven)  # robot-joint index of each model action dim
+        self.filter = command_filter
+        self.period_s = period_s
+        self.ramp_ticks = int(round(ramp_s / period_s))
+        self.stall_ticks = max(1, int(math.ceil(stall_timeout_s / period_s)))
+        self.chunk_mode = isinstance(executor, ChunkExecutor)
+        self.latencies_s: list[float] = []
+        self._recent_latency = deque([initial_latency_s], maxlen=LATENCY_WINDOW)
+        self.soft_start: SoftStart | None = None
+        self.last_command: np.ndarray | None = None
+        self._last_action_tick: int | None = None
+        self._first_tick: int | None = None
+        self._newest_chunk_tick: int | None = None
+        self.chunks_received = 0
+        self.nan_chunks = 0
+        self.inference_errors = 0
+        self.hold_ticks = 0
+        self.goal_results: list[dict] = []
+        self._tick_latency_s: float | None = None
+        self._segment: tuple[int, np.ndarray, float] | None = None  # (segment, goal, last error)
+
+    @property
+    def lead_ticks(self) -> int:
+        """Request lead in chunk mode: ceil(latency / period) + 1 ticks before the plan runs out."""
+        return int(math.ceil(max(self._recent_latency) / self.period_s)) + 1
+
+    def update(self, tick: TickTime, positions: np.ndarray) -> tuple[np.ndarray, dict]:
+        t = tick.index
+        if self._first_tick is None:
+            self._first_tick = t
+            self.last_command = positions.copy()
+            self.soft_start = SoftStart(positions[self.driven], self.ramp_ticks)
+        goal = self._goal(t, positions)
+        observation = self.observations.build(positions, goal)
+        received = self._take_results()
+        if not self.chunk_mode or (self.executor.needs_chunk(t, self.lead_ticks) and not self.worker.busy):
+            self.worker.submit(observation, t)
+        target = self.executor.action_at(t)
+        info = {"chunks_in": received, "hold": target is None, "ramping": False, "clamped": False,
+                "chunk_age": None if self._newest_chunk_tick is None else t - self._newest_chunk_tick}
+        if target is None:
+            self.hold_ticks += 1
+            since = t - (self._last_action_tick if self._last_action_tick is not None else self._first_tick)
+            if since >= self.stall_ticks:
+                what = "no valid action" if self._last_action_tick is not None else "no first action"
+                raise SafetyStop(f"inference stalled: {what} for {since * self.period_s:.2f} s "
+                                 f"(stall timeout {self.stall_ticks * self.period_s:.2f} s)")
+            command = self.last_command
+        else:
+            self._last_action_tick = t
+            blended, info["ramping"] = self.soft_start.apply(target, t)
+            safe, info["clamped"] = self.filter.apply(blended, self.last_command[self.driven])
+            command = self.last_command.copy()
+            command[self.driven] = safe
+            self.last_command = command
+        info.update(goal=goal, position=positions, command=command, latency_s=self._tick_latency_s)
+        return command, info
+
+    def _take_results(self) -> int:
+        received = 0
+        self._tick_latency_s = None
+        for result in self.worker.poll():
+            self._tick_latency_s = result.latency_s
+            self.latencies_s.append(result.latency_s)
+            self._recent_latency.append(result.latency_s)
+            if result.error is not None:
+                self.inference_errors += 1
+                continue
+            if not chunk_is_finite(result.chunk):
+                self.nan_chunks += 1
+                continue
+            self.executor.add_chunk(result.chunk, result.start_tick)
+            self._newest_chunk_tick = result.start_tick
+            self.chunks_received += 1
+            received += 1
+        return received
+
+    def _goal(self, t: int, positions: np.ndarray) -> np.ndarray | None:
+        """The goal for this tick; tracks each goal segment's final error for the report."""
+        if self.goals is None:
+            return None
+        segment, goal = self.goals.segment((t - self._first_tick) * self.period_s)
+        if self._segment is not None and self._segment[0] != segment:
+            self._close_segment(complete=True)
+        error = float(np.max(np.abs(positions[self.observations.goal_index] - goal)))
+        self._segment = (segment, goal, error)
+        return goal
+
+    def _close_segment(self, complete: bool) -> None:
+        """``complete``: the goal was held its whole time (a cycled goal cut short by the run's end is not)."""
+        segment, goal, error = self._segment
+        self.goal_results.append({"segment": segment, "goal_index": segment % len(self.goals.goals),
+                                  "goal": [float(v) for v in goal], "final_error": error, "complete": complete})
+
+    def finish(self) -> list[dict]:
+        """Close the current goal segment; the per-goal results (success is judged by the caller)."""
+        if self._segment is not None:
+            self._close_segment(complete=self.goals.hold_s is None)
+            self._segment = None
+        return self.goal_results
+
+    @property
+    def dropped_steps(self) -> int:
+        return self.executor.dropped_steps

@@ -1,0 +1,119 @@
+"""Run statistics: collected tick by tick, summarised at the end as a table and a JSON object.
+
+Summary keys (stable; ``--summary-json`` writes them): ticks, fps_target, fps_achieved, deadline_misses
+(ticks that would have started a period or more late; their missed periods were skipped), skipped_periods,
+jitter_p50_us / jitter_p99_us / jitter_max_us (tick start minus scheduled time), loop_overhead_p50_us /
+loop_overhead_p99_us (tick work minus bus I/O and waiting), bus_read_p50_ms, bus_write_p50_ms,
+inference_p50_ms / inference_p99_ms, chunks_received, stale_steps_dropped, nan_chunks, inference_errors,
+hold_ticks, bus_errors, clamped_commands, exit_reason, exit_code, and ``goals`` when the model has a task.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .loop import TickRecord
+
+
+def _pct(values, q: float, scale: float, digits: int = 1):
+    return None if len(values) == 0 else round(float(np.percentile(values, q)) * scale, digits)
+
+
+class RunStats:
+    def __init__(self):
+        self.starts_s: list[float] = []
+        self.jitter_s: list[float] = []
+        self.overhead_s: list[float] = []
+        self.read_s: list[float] = []
+        self.write_s: list[float] = []
+
+    def on_tick(self, rec: TickRecord) -> None:
+        self.starts_s.append(rec.time.start_s)
+        self.jitter_s.append(rec.time.jitter_s)
+        self.overhead_s.append(rec.overhead_s)
+        self.read_s.append(rec.read_s)
+        self.write_s.append(rec.write_s)
+
+    @property
+    def ticks(self) -> int:
+        return len(self.starts_s)
+
+    def fps_achieved(self) -> float | None:
+        if self.ticks < 2:
+            return None
+        return round((self.ticks - 1) / (self.starts_s[-1] - self.starts_s[0]), 3)
+
+
+def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, latencies_s,
+              exit_reason: str, exit_code: int) -> dict:
+    lat = np.asarray(latencies_s)
+    summary = {
+        "ticks": stats.ticks, "fps_target": fps_target, "fps_achieved": stats.fps_achieved(),
+        "deadline_misses": scheduler.deadline_misses if scheduler else 0,
+        "skipped_periods": scheduler.skipped_periods if scheduler else 0,
+        "jitter_p50_us": _pct(stats.jitter_s, 50, 1e6), "jitter_p99_us": _pct(stats.jitter_s, 99, 1e6),
+        "jitter_max_us": None if not stats.jitter_s else round(max(stats.jitter_s) * 1e6, 1),
+        "loop_overhead_p50_us": _pct(stats.overhead_s, 50, 1e6),
+        "loop_overhead_p99_us": _pct(stats.overhead_s, 99, 1e6),
+        "bus_read_p50_ms": _pct(stats.read_s, 50, 1e3, 3), "bus_write_p50_ms": _pct(stats.write_s, 50, 1e3, 3),
+        "inference_p50_ms": _pct(lat, 50, 1e3, 3), "inference_p99_ms": _pct(lat, 99, 1e3, 3),
+        "chunks_received": controller.chunks_received if controller else 0,
+        "stale_steps_dropped": controller.dropped_steps if controller else 0,
+        "nan_chunks": controller.nan_chunks if controller else 0,
+        "inference_errors": controller.inference_errors if controller else 0,
+        "hold_ticks": controller.hold_ticks if controller else 0,
+        "bus_errors": io.bus_errors if io else 0,
+        "clamped_commands": controller.filter.clamped_commands if controller else 0,
+        "exit_reason": exit_reason, "exit_code": exit_code,
+    }
+    return summary
+
+
+def goal_report(goal_results: list[dict], tolerance: float | None) -> list[dict]:
+    """Per goal segment: the goal, its final error (max |position - goal| over the goal joints, user units),
+    success (final error within the task's success_tolerance) and whether it was held its whole time."""
+    out = []
+    for r in goal_results:
+        row = {**r, "final_error": round(r["final_error"], 3)}
+        row["success"] = None if tolerance is None else bool(r["final_error"] <= tolerance)
+        out.append(row)
+    return out
+
+
+def format_table(summary: dict) -> str:
+    def show(v):
+        return "-" if v is None else v
+
+    rows = [("ticks", summary["ticks"]),
+            ("rate", f"{show(summary['fps_achieved'])} / {summary['fps_target']} Hz"),
+            ("deadline misses", f"{summary['deadline_misses']} ({summary['skipped_periods']} periods skipped)"),
+            ("jitter p50 / p99 / max", f"{show(summary['jitter_p50_us'])} / {show(summary['jitter_p99_us'])} / "
+                                       f"{show(summary['jitter_max_us'])} us"),
+            ("loop overhead p50 / p99", f"{show(summary['loop_overhead_p50_us'])} / "
+                                        f"{show(summary['loop_overhead_p99_us'])} us"),
+            ("bus read / write p50", f"{show(summary['bus_read_p50_ms'])} / {show(summary['bus_write_p50_ms'])} ms"),
+            ("inference p50 / p99", f"{show(summary['inference_p50_ms'])} / {show(summary['inference_p99_ms'])} ms"),
+            ("chunks received", summary["chunks_received"]),
+            ("stale steps dropped", summary["stale_steps_dropped"]),
+            ("NaN chunks / model errors", f"{summary['nan_chunks']} / {summary['inference_errors']}"),
+            ("ticks holding", summary["hold_ticks"]),
+            ("bus errors", summary["bus_errors"]),
+            ("clamped commands", summary["clamped_commands"]),
+            ("exit", f"{summary['exit_reason']} (code {summary['exit_code']})")]
+    rows += _goal_rows(summary.get("goals") or [])
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _goal_rows(goals: list[dict]) -> list[tuple[str, str]]:
+    """One row per goal: how many of its complete holds reached it, and its last final error."""
+    rows = []
+    for index in sorted({g["goal_index"] for g in goals}):
+        held = [g for g in goals if g["goal_index"] == index and g["complete"]]
+        if not held:
+            rows.append((f"goal {index}", "not held to the end of its time (run ended first)"))
+            continue
+        last = held[-1]
+        reached = "" if last["success"] is None else f"reached {sum(bool(g['success']) for g in held)}/{len(held)}, "
+        rows.append((f"goal {index}", f"{reached}final error {last['final_error']} (last hold)"))
+    return rows
