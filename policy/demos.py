@@ -1,0 +1,107 @@
+"""Demonstrations from a file: the documented .npz layout, checked array by array.
+
+Layout (``numpy.savez``; N transitions, E episodes, S = state_dim, A = action_dim)::
+
+    observations   (N, S) float  the observation each action was taken from, robot units
+    actions        (N, A) float  the commanded action, robot units (e.g. goal positions in user units)
+    rewards        (N,)   float
+    terminals      (N,)   bool   True on a transition that ends its episode in a terminal state
+    episode_ends   (E,)   int    exclusive end index of each episode, increasing, the last one equal to N
+    observation_names (S,) str   optional; when present it must equal the task's observation names
+
+Episodes not ending in a terminal are treated as cut by a time limit. A terminal anywhere but on the last
+transition of its episode is refused. LeRobot datasets (parquet) would need pyarrow, which actsac does not
+depend on: convert them to this layout.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actsac.files import atomic_write
+
+from .actors import Normalizer
+from .config import NormStats
+from .replay import Episode
+
+REQUIRED = ("observations", "actions", "rewards", "terminals", "episode_ends")
+
+
+class DemoError(ValueError):
+    """A demonstration file that cannot be used; one line naming the file and the array."""
+
+
+def _normalise(actions: np.ndarray, stats: NormStats | None) -> np.ndarray:
+    """Robot units -> the [-1, 1] action space (clipped: an expert at a joint limit stays representable)."""
+    with torch.no_grad():
+        out = Normalizer(stats, actions.shape[1])(torch.from_numpy(actions.astype(np.float32))).numpy()
+    return np.clip(out, -1.0, 1.0)
+
+
+def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, action_stats: NormStats | None,
+                   observation_names: list[str] | None = None) -> list[Episode]:
+    """Episodes with actions in the normalised space; raises DemoError with a one-line message."""
+    path = Path(path)
+    if path.suffix == ".parquet" or path.is_dir():
+        raise DemoError(f"{path}: LeRobot parquet datasets need pyarrow, which is not installed; "
+                        f"convert them to the .npz layout (see actsac.policy.demos)")
+    if not path.is_file():
+        raise DemoError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DemoError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    for key in REQUIRED:
+        if key not in arrays:
+            raise DemoError(f"{path}: missing array '{key}' (needs {', '.join(REQUIRED)})")
+    obs, actions = arrays["observations"], arrays["actions"]
+    rewards, terminals, ends = arrays["rewards"], arrays["terminals"], arrays["episode_ends"]
+    n = len(obs)
+
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise DemoError(f"{path}: array '{key}' {why}")
+
+    need(obs.ndim == 2 and obs.shape[1] == state_dim, "observations", f"has shape {obs.shape}, expected (N, {state_dim})")
+    need(actions.shape == (n, action_dim), "actions", f"has shape {actions.shape}, expected ({n}, {action_dim})")
+    need(rewards.shape == (n,), "rewards", f"has shape {rewards.shape}, expected ({n},)")
+    need(terminals.shape == (n,), "terminals", f"has shape {terminals.shape}, expected ({n},)")
+    need(ends.ndim == 1 and len(ends) >= 1 and np.issubdtype(ends.dtype, np.integer), "episode_ends",
+         f"must be a non-empty 1-D integer array (got shape {ends.shape}, dtype {ends.dtype})")
+    need(bool(np.all(np.diff(ends) > 0)) and ends[0] > 0 and ends[-1] == n, "episode_ends",
+         f"must increase strictly from > 0 to N = {n} (got {ends[:3].tolist()} ... {ends[-1]})")
+    for key in ("observations", "actions", "rewards"):
+        need(bool(np.all(np.isfinite(arrays[key]))), key, "has NaN or infinite values")
+    if "observation_names" in arrays and observation_names is not None:
+        names = [str(s) for s in arrays["observation_names"]]
+        need(names == list(observation_names), "observation_names", f"is {names}, expected {observation_names}")
+    terminals = terminals.astype(bool)
+    starts = np.concatenate([[0], ends[:-1]])
+    inner = terminals.copy()
+    inner[ends - 1] = False
+    need(not inner.any(), "terminals", f"is True inside an episode (index {int(np.argmax(inner))})")
+    normalised = _normalise(actions, action_stats)
+    return [Episode(obs[s:e].astype(np.float32), normalised[s:e], rewards[s:e].astype(np.float32), bool(terminals[e - 1]))
+            for s, e in zip(starts, ends)]
+
+
+def save_npz_demos(path: str | os.PathLike, observations, actions_robot_units, rewards, terminals, episode_ends,
+                   observation_names: list[str] | None = None) -> Path:
+    """Write the layout above atomically (actions in robot units)."""
+    arrays = {"observations": np.asarray(observations, np.float32), "actions": np.asarray(actions_robot_units, np.float32),
+              "rewards": np.asarray(rewards, np.float32), "terminals": np.asarray(terminals, bool),
+              "episode_ends": np.asarray(episode_ends, np.int64)}
+    if observation_names is not None:
+        arrays["observation_names"] = np.asarray(observation_names)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)

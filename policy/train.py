@@ -1,0 +1,372 @@
+"""The training loop: BC warm start on demonstrations, then SAC + BC with online data, on so100-reach.
+
+``TrainConfig`` holds every setting (its field help is the ``actsac-train`` help); ``train(config)`` runs it,
+evaluates every ``eval_every`` updates, and writes the checkpoint (atomically), a metrics CSV and a learning
+curve PNG next to it. Every RNG is seeded from ``config.seed``. Ctrl-C stops early and still writes the
+checkpoint of the best evaluated actor so far.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actsac.files import atomic_write
+from actsac.runtime.ensemble import ChunkExecutor
+
+from . import tasks
+from .actors import Actor, Normalizer, build_actor
+from .checkpoint import save_checkpoint
+from .config import ActionGroup, NormStats, PolicyConfig
+from .demos import load_npz_demos
+from .replay import Episode, SequenceReplay, sample_batch
+from .sac import BCSchedule, SACLearner
+
+
+def _opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (each field's help is its ``actsac-train`` option's help). The defaults
+    are the README demo's budget: ~45 s on 2 CPU cores for the small ACT actor, 1000 BC warm-start updates then
+    500 SAC + BC updates. The BC weight is large because it multiplies a per-dimension MSE (~1e-3 at
+    convergence) and, by default, the batch's mean |Q|: it keeps SAC's action gradient from dragging the actor
+    away from the demonstrations while the critic is still young."""
+
+    task: str = _opt("so100-reach", "built-in task to train on", choices=["so100-reach"])
+    actor: str = _opt("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
+    preset: str = _opt("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
+                       choices=["small", "default"])
+    history: int | None = _opt(None, "observation window T > 1 for the history actor; unset: one observation")
+    chunk_size: int = _opt(10, "H: actions per chunk, also the critic's backup horizon")
+    steps: int = _opt(1500, "gradient updates in total (BC warm start included)")
+    seed: int = _opt(0, "seed of every random number generator")
+    bc_only: bool = _opt(False, "behaviour cloning only: no critic, no online data")
+    demos: str | None = _opt(None, "demonstrations .npz file (layout in actsac.policy.demos); unset: the "
+                                   "task's scripted expert")
+    out: str = _opt("model.pt", "checkpoint path; the metrics CSV and curve PNG are written next to it")
+    demo_episodes: int = _opt(48, "episodes of the scripted expert used as demonstrations")
+    n_envs: int = _opt(8, "environments stepped in lockstep for online data")
+    episode_s: float = _opt(2.0, "episode length in seconds (time limit, no terminal)")
+    n_goals: int = _opt(8, "size of the fixed, seeded goal set stored in the checkpoint")
+    success_tolerance: float = _opt(4.0, "success: every joint within this many user units of the goal")
+    online_start: int = _opt(1000, "BC warm start: updates on demonstrations only, the actor trained by BC alone "
+                                  "(the critic already learns), before online collection and the SAC term start")
+    batch_size: int = _opt(128, "chunks per update (half demonstrations, half online once there are any)")
+    gamma: float = _opt(0.99, "discount per control tick")
+    tau: float = _opt(0.005, "Polyak rate of the target critics")
+    actor_lr: float = _opt(1e-3, "actor learning rate (Adam)")
+    critic_lr: float = _opt(1e-3, "critic learning rate (Adam)")
+    alpha_lr: float = _opt(3e-4, "temperature learning rate (Adam)")
+    n_critics: int = _opt(2, "critic ensemble size")
+    critic_hidden: tuple[int, ...] = _opt((256, 256), "critic MLP widths (LayerNorm after each)")
+    q_aggregate: str = _opt("min", "how the actor and the backup combine the ensemble", choices=["min", "mean"])
+    init_temperature: float = _opt(0.01, "initial entropy temperature alpha")
+    target_entropy: float | None = _opt(None, "entropy target; unset: -0.5 * H * A")
+    bc_loss: str = _opt("mse", "BC term: MSE of the deterministic chunk, or the demo chunk's NLL",
+                        choices=["mse", "nll"])
+    bc_schedule: str = _opt("linear", "decay of the BC weight", choices=["constant", "linear", "exponential"])
+    bc_start: float = _opt(1000.0, "BC weight at the first update (times mean |Q| with --bc-relative-to-q)")
+    bc_end: float = _opt(200.0, "BC weight at the end of the decay")
+    bc_relative_to_q: bool = _opt(True, "scale the BC weight by the batch's mean |Q| (TD3+BC style)")
+    bc_decay_steps: int | None = _opt(None, "updates over which the BC weight decays; unset: --steps")
+    threads: int = _opt(1, "torch intra-op threads (1 is fastest for the small preset on a busy 2-core "
+                           "machine; 0 keeps torch's default)")
+    eval_every: int = _opt(250, "updates between evaluations (one episode per goal, deterministic actor)")
+    save_best: bool = _opt(True, "save the best evaluated actor instead of the last one")
+
+    def policy_config(self) -> PolicyConfig:
+        """The actor for so100-reach: 12 observations, the 6 SO-100 joints, min/max stats from joint ranges."""
+        obs_low, obs_high = np.tile(tasks.JOINT_LOW, 2), np.tile(tasks.JOINT_HIGH, 2)
+        return PolicyConfig.from_preset(
+            self.preset, state_dim=len(tasks.OBSERVATION_NAMES), actor=self.actor, history=self.history,
+            chunk_size=self.chunk_size, action_groups=[ActionGroup("arm", tasks.JOINTS, tasks.UNITS)],
+            obs_stats=NormStats.min_max(obs_low, obs_high),
+            action_stats=NormStats.min_max(tasks.JOINT_LOW, tasks.JOINT_HIGH),
+            control_hz=30.0, observation_names=list(tasks.OBSERVATION_NAMES))
+
+
+class ChunkRunner:
+    """Acts in lockstep envs from an actor: keeps each env's observation window (T steps, the first one
+    repeated at the start) and runs each chunk open loop for H ticks (Q-chunking), through the runtime's own
+    ``ChunkExecutor`` (the n envs' chunks side by side as one (H, n * A) chunk)."""
+
+    def __init__(self, actor: Actor, deterministic: bool, generator: torch.Generator | None = None):
+        self.actor, self.deterministic, self.generator = actor, deterministic, generator
+        config = actor.config
+        self.history = config.history if config.uses_history else 1
+        self.executor = ChunkExecutor(config.chunk_size, config.chunk_size)
+        self.window = None
+        self.tick = 0
+
+    def reset(self, obs: np.ndarray) -> None:
+        self.window = np.repeat(obs[:, None], self.history, axis=1)
+        self.executor.reset()
+        self.tick = 0
+
+    def observe(self, obs: np.ndarray) -> None:
+        self.window = np.concatenate([self.window[:, 1:], obs[:, None]], axis=1)
+
+    def __call__(self) -> np.ndarray:
+        """The normalised action (n_envs, A) for this tick."""
+        n_envs = self.window.shape[0]
+        if self.executor.needs_chunk(self.tick, lead_ticks=0):
+            obs = torch.from_numpy(self.window if self.history > 1 else self.window[:, -1])
+            with torch.no_grad():
+                chunk = (self.actor.deterministic(obs) if self.deterministic
+                         else self.actor.sample(obs, self.generator)[0]).numpy()  # (n, H, A)
+            self.executor.add_chunk(chunk.transpose(1, 0, 2).reshape(chunk.shape[1], -1), self.tick)
+        action = self.executor.action_at(self.tick).reshape(n_envs, -1).astype(np.float32)
+        self.tick += 1
+        return action
+
+
+class ExpertAgent:
+    """The task's scripted expert behind the same agent interface (reset / observe / call)."""
+
+    def __init__(self, action_norm: Normalizer):
+        self.action_norm, self.obs = action_norm, None
+
+    def reset(self, obs: np.ndarray) -> None:
+        self.obs = obs
+
+    observe = reset
+
+    def __call__(self) -> np.ndarray:
+        with torch.no_grad():
+            action = self.action_norm(torch.from_numpy(tasks.expert_action(self.obs).astype(np.float32))).numpy()
+        return np.clip(action, -1.0, 1.0)
+
+
+class Collector:
+    """Steps lockstep envs with an agent, one tick per ``step()``; returns the episodes it finishes."""
+
+    def __init__(self, task: tasks.ReachTask, agent, action_norm: Normalizer):
+        self.task, self.agent, self.action_norm = task, agent, action_norm
+        self.env_steps = 0
+        self.obs = None
+        self.last_success = self.last_return = None
+
+    def step(self, goal_index=None) -> list[Episode]:
+        if self.obs is None:
+            self.obs = [self.task.reset(goal_index)]
+            self.actions, self.rewards = [], []
+            self.agent.reset(self.obs[0])
+        action = np.ascontiguousarray(self.agent(), dtype=np.float32)
+        with torch.no_grad():
+            robot = self.action_norm.inverse(torch.from_numpy(action)).numpy()
+        obs, reward, success = self.task.step(robot)
+        self.agent.observe(obs)
+        self.obs.append(obs), self.actions.append(action), self.rewards.append(reward)
+        self.env_steps += self.task.n_envs
+        if not self.task.done:
+            return []
+        o, a, r = np.stack(self.obs, 1), np.stack(self.actions, 1), np.stack(self.rewards, 1)
+        self.obs = None
+        self.last_success, self.last_return = success, r.sum(1)
+        return [Episode(o[i], a[i], r[i]) for i in range(self.task.n_envs)]
+
+    def episode(self, goal_index=None) -> list[Episode]:
+        """Run one whole lockstep episode (from a fresh reset)."""
+        self.obs = None
+        while not (episodes := self.step(goal_index)):
+            pass
+        return episodes
+
+
+def expert_episodes(task: tasks.ReachTask, n_episodes: int, action_norm: Normalizer) -> list[Episode]:
+    """Demonstrations from the scripted expert (actions normalised and clipped to [-1, 1])."""
+    collector, episodes = Collector(task, ExpertAgent(action_norm), action_norm), []
+    while len(episodes) < n_episodes:
+        episodes += collector.episode()
+    return episodes[:n_episodes]
+
+
+def evaluate(actor: Actor, task: tasks.ReachTask, seed: int) -> dict[str, float]:
+    """One deterministic episode per env, the goals taken in turn (each goal once when n_envs = n_goals), from
+    start poses drawn from ``seed``, so every evaluation with the same seed starts alike."""
+    task.rng = np.random.default_rng(seed)
+    collector = Collector(task, ChunkRunner(actor, deterministic=True), actor.action_norm)
+    collector.episode(goal_index=np.arange(task.n_envs) % len(task.goals))
+    return {"eval/success_rate": float(collector.last_success.mean()),
+            "eval/return": float(collector.last_return.mean())}
+
+
+CSV_COLUMNS = ["step", "env_steps", "wall_s", "losses/critic", "losses/actor", "losses/sac", "losses/bc",
+               "charts/bc_weight", "charts/alpha", "charts/entropy", "charts/q", "eval/success_rate", "eval/return"]
+
+
+@dataclass
+class TrainResult:
+    actor: Actor
+    checkpoint: Path
+    metrics: list[dict]
+    wall_s: float
+    interrupted: bool
+    best: dict
+    critic_params: int | None  # None for BC only
+
+
+def side_paths(out: Path) -> tuple[Path, Path]:
+    """model.pt -> (model.metrics.csv, model.curve.png)."""
+    return out.with_suffix(".metrics.csv"), out.with_suffix(".curve.png")
+
+
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+
+
+def write_curve_png(path: Path, rows: list[dict], title: str, sac_start: int | None = None) -> None:
+    """Eval success, eval return, and losses / weights (log scale) against updates; a dotted line where SAC
+    and online collection start."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(steps, [r["eval/success_rate"] for r in rows], marker="o")
+    axes[0].set(title="eval success rate", xlabel="update", ylim=(-0.05, 1.05))
+    axes[1].plot(steps, [r["eval/return"] for r in rows], marker="o", color="tab:green")
+    axes[1].set(title="eval return", xlabel="update")
+    for key in ("losses/critic", "losses/bc", "charts/bc_weight", "charts/alpha"):
+        values = [r[key] for r in rows]
+        if not all(np.isnan(values)):
+            axes[2].plot(steps, values, label=key)
+    axes[2].set(title="losses and weights", xlabel="update", yscale="log")
+    axes[2].legend(fontsize=7)
+    if sac_start is not None:
+        for ax in axes:
+            ax.axvline(sac_start, color="gray", linestyle=":", linewidth=1)
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+def train(config: TrainConfig, progress: bool = True, log=None) -> TrainResult:
+    """Run the whole training; ``log(line)`` (optional) receives a one-line summary when the updates start."""
+    threads = torch.get_num_threads()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
+    start_s = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    out = Path(config.out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out}: directory {out.parent} does not exist")
+    policy_config = config.policy_config()
+    actor = build_actor(policy_config)
+    goals = tasks.make_goals(config.n_goals, seed=config.seed)
+    make_task = lambda n, seed: tasks.ReachTask(n, goals, seed=seed, control_hz=policy_config.control_hz,  # noqa: E731
+                                                episode_s=config.episode_s,
+                                                success_tolerance=config.success_tolerance)
+    train_task, eval_task = make_task(config.n_envs, config.seed + 1), make_task(len(goals), config.seed + 2)
+
+    if config.demos:
+        demo_episodes = load_npz_demos(config.demos, policy_config.state_dim, policy_config.action_dim,
+                                       policy_config.action_stats, policy_config.observation_names)
+    else:
+        demo_episodes = expert_episodes(make_task(config.n_envs, config.seed + 3), config.demo_episodes,
+                                        actor.action_norm)
+    offline = SequenceReplay(config.chunk_size, config.history)
+    for episode in demo_episodes:
+        offline.add_episode(episode)
+    online = SequenceReplay(config.chunk_size, config.history)
+
+    learner = SACLearner(
+        actor, n_critics=config.n_critics, critic_hidden=config.critic_hidden, gamma=config.gamma, tau=config.tau,
+        actor_lr=config.actor_lr, critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
+        init_temperature=config.init_temperature, target_entropy=config.target_entropy,
+        q_aggregate=config.q_aggregate, bc_loss=config.bc_loss, bc_relative_to_q=config.bc_relative_to_q,
+        bc_only=config.bc_only, seed=config.seed,
+        bc_schedule=BCSchedule(config.bc_schedule, config.bc_start, config.bc_end,
+                               config.bc_decay_steps or config.steps))
+    runner = ChunkRunner(actor, deterministic=False, generator=torch.Generator().manual_seed(config.seed + 4))
+    collect = Collector(train_task, runner, actor.action_norm)
+
+    rows: list[dict] = []
+    sums: dict[str, float] = {}
+    n_sum = 0
+    best = {"score": (-1.0, -np.inf), "state": None, "step": 0, "metrics": {}}  # set by every better evaluation
+    interrupted = False
+    if log:
+        kind = "BC only" if config.bc_only else "SAC + BC"
+        log(f"{config.task}: {kind}, {type(actor).__name__} {actor.num_parameters():,} parameters, critic "
+            f"{sum(p.numel() for p in learner.qf.parameters()):,}; {len(demo_episodes)} demonstration episodes "
+            f"({len(offline)} transitions); {config.steps} updates")
+    bar = _progress(config.steps, progress)
+    step = 0
+    try:
+        for step in range(1, config.steps + 1):
+            if not config.bc_only and step > config.online_start:
+                for episode in collect.step():
+                    online.add_episode(episode)
+            batch = sample_batch(offline, online, config.batch_size, rng)
+            for key, value in learner.update(batch, step - 1, actor_sac=step > config.online_start).items():
+                sums[key] = sums.get(key, 0.0) + value
+            n_sum += 1
+            if step % config.eval_every == 0 or step == config.steps:
+                evaluation = evaluate(actor, eval_task, config.seed + 5)
+                row = {"step": step, "env_steps": collect.env_steps, "wall_s": round(time.perf_counter() - start_s, 2),
+                       **{k: v / n_sum for k, v in sums.items()}, **evaluation}
+                rows.append(row)
+                sums, n_sum = {}, 0
+                score = (evaluation["eval/success_rate"], evaluation["eval/return"])
+                if score >= best["score"] or not config.save_best:
+                    best = {"score": score, "state": copy.deepcopy(actor.state_dict()), "step": step,
+                            "metrics": evaluation}
+                bar.set_postfix({"bc": f"{row['losses/bc']:.4f}", "q": f"{row['charts/q']:.1f}",
+                                 "success": f"{evaluation['eval/success_rate']:.2f}"}, refresh=False)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    if interrupted and not rows:  # stopped before any evaluation: the weights after the last whole update
+        best = {"step": step - 1, "metrics": {}}
+    elif config.save_best or interrupted:
+        actor.load_state_dict(best["state"])
+    actor.eval()
+    wall_s = time.perf_counter() - start_s
+    extra = {"task": eval_task.info(),
+             "train": {"config": asdict(config), "steps_done": step, "interrupted": interrupted,
+                       "wall_s": round(wall_s, 1), "saved_step": best["step"], "eval": best["metrics"],
+                       "env_steps": collect.env_steps, "demo_transitions": len(offline),
+                       "episode_s": eval_task.max_steps * eval_task.period_s}}
+    path = save_checkpoint(out, actor, extra=extra)
+    if rows:
+        csv_path, png_path = side_paths(out)
+        write_metrics_csv(csv_path, rows)
+        write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}, "
+                                        f"{'BC only' if config.bc_only else 'SAC + BC'}, seed {config.seed}",
+                        sac_start=None if config.bc_only else config.online_start)
+    critic_params = None if config.bc_only else sum(p.numel() for p in learner.qf.parameters())
+    return TrainResult(actor, path, rows, wall_s, interrupted, best, critic_params)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="upd", dynamic_ncols=True, mininterval=0.5)
