@@ -1,7 +1,176 @@
-"""`actsac-calibrate`: placeholder until its issue lands."""
+"""`actsac-calibrate`: calibrate a robot's joints and save a LeRobot-compatible calibration file.
 
-from actsac._cli import not_implemented
+Without --port the flow runs against the simulator (a scripted hand moves the joints), so it can be tried
+and tested without hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from actsac._cli import fail, first_line
+
+EXAMPLES = """examples:
+  actsac-calibrate --robot so100 --port /dev/ttyACM0 --id my_arm     # interactive calibration
+  actsac-calibrate --robot so100                                      # the same flow on the simulator
+  actsac-calibrate --robot so100 --id my_arm --import ~/lerobot/calibration/my_arm.json
+  actsac-calibrate --robot so100 --port /dev/ttyACM0 --id my_arm --check --duration 10
+
+files: <dir>/<robot>/<id>.json, <dir> = $ACTSAC_CALIBRATION_DIR or ~/.cache/actsac/calibration
+       (or --calibration-dir); --file names the file directly.
+exit codes: 0 done, 1 bad input or a bus failure (one line on stderr), 2 bad command line, 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="actsac-calibrate", description=__doc__.split("\n\n")[0],
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--robot", default="so100", help="built-in robot (so100, koch, upper_body) or a robot TOML file")
+    p.add_argument("--port", help="serial port (BUS=PORT,... for a robot with several buses); "
+                                  "omitted: use the simulator")
+    p.add_argument("--id", default="default", help="name of this particular robot (the file name); default: default")
+    p.add_argument("--file", type=Path, help="calibration file to write (or read with --check); overrides --id")
+    p.add_argument("--calibration-dir", type=Path,
+                   help="root of the calibration files (default $ACTSAC_CALIBRATION_DIR or ~/.cache/actsac/calibration)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
+                      help="validate an existing (e.g. LeRobot) calibration file and copy it into place")
+    mode.add_argument("--check", action="store_true",
+                      help="print live normalised joint positions through the saved calibration")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="with --check: stop after this long instead of at ENTER")
+    p.add_argument("--full-turn", action="append", metavar="JOINT",
+                   help="a joint without end stops, given the whole turn (repeatable; so100 default: wrist_roll)")
+    return p
+
+
+def _ports(arg: str, spec) -> dict[str, str]:
+    names = [b.name for b in spec.buses]
+    if "=" not in arg:
+        if len(names) != 1:
+            fail(f"--port: robot '{spec.name}' has buses {', '.join(names)}: give BUS=PORT for each")
+        return {names[0]: arg}
+    ports = dict(item.split("=", 1) for item in arg.split(","))
+    missing = [n for n in names if n not in ports]
+    if missing:
+        fail(f"--port: no port for bus '{missing[0]}' of robot '{spec.name}'")
+    return ports
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # unwinds through the finally blocks: torque off, port closed
 
 
 def main(argv=None) -> None:
-    not_implemented("actsac-calibrate")
+    args = build_parser().parse_args(argv)
+    from actsac.drivers.errors import BusError, RobotSpecError
+    from actsac.drivers.robots import load_robot
+
+    from .files import CalibrationError, default_calibration_path, import_calibration, load_calibration
+
+    if args.duration is not None and (not args.check or args.duration <= 0):
+        fail("--duration: needs --check and a positive number of seconds", 2)
+    try:
+        spec = load_robot(args.robot)
+        dest = args.file or default_calibration_path(spec.name, args.id, args.calibration_dir)
+        if args.import_file is not None:
+            import_calibration(args.import_file, dest, spec)
+            print(f"imported {args.import_file} -> {dest}")
+            return
+        calibration = load_calibration(dest, spec) if args.check else None
+        full_turn = args.full_turn
+        if full_turn is None:
+            from .procedure import FULL_TURN_JOINTS
+
+            full_turn = [j for j in FULL_TURN_JOINTS.get(spec.name, ()) if j in {m.name for m in spec.motors}]
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            _run(args, spec, dest, calibration, full_turn)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    except (CalibrationError, RobotSpecError, BusError) as exc:
+        fail(first_line(exc))
+    except (OSError, EOFError) as exc:
+        fail(first_line(exc))
+    except KeyboardInterrupt:
+        print("interrupted: torque is off, nothing was saved", file=sys.stderr)
+        raise SystemExit(130)
+
+
+def _run(args, spec, dest: Path, calibration, full_turn) -> None:
+    from actsac.drivers.bus import make_bus
+
+    from .files import save_calibration
+
+    if args.port is None:
+        from actsac.drivers.sim import simulate
+
+        print(f"using the simulator for robot '{spec.name}' (no --port given); a scripted hand moves the joints",
+              flush=True)
+        ports_cm = simulate(spec, hand="sweep")
+    else:
+        ports_cm = contextlib.nullcontext(_ports(args.port, spec))
+    with ports_cm as ports:
+        buses = [make_bus(b, ports[b.name], timeout_s=0.05, budget_s=1.0) for b in spec.buses]
+        try:
+            for bus in buses:
+                bus.connect()
+            if args.check:
+                _check(buses, spec, calibration, args.duration)
+                return
+            from .procedure import EnterWatcher, calibrate
+
+            result = calibrate(buses, EnterWatcher(), sys.stdout, full_turn)
+            save_calibration(dest, {m.name: result[m.name] for m in spec.motors})
+            print(f"saved {dest}")
+        finally:
+            for bus in buses:
+                bus.disconnect(disable_torque=True)
+
+
+def _check(buses, spec, calibration, duration_s: float | None) -> None:
+    """Apply the file's calibration, then show every joint in its user unit until ENTER or --duration."""
+    from actsac.drivers.tables import motor_model
+
+    from .motors import apply_calibration
+    from .normalize import normalize
+    from .procedure import REFRESH_PERIOD_S, EnterWatcher, LiveTable
+
+    for bus in buses:
+        changed = apply_calibration(bus, calibration)
+        if changed:
+            print(f"wrote {', '.join(changed)} to the motors of bus '{bus.spec.name}' (they differed from the file)")
+    motors = spec.motors
+    table = LiveTable(sys.stdout, ["joint", "raw", "value", "unit"])
+    print("live positions" + (f" for {duration_s:g} s" if duration_s else "; press ENTER to stop"), flush=True)
+    enter = EnterWatcher() if duration_s is None else None
+    end_s = time.monotonic() + duration_s if duration_s else None
+    rows = []
+    while True:
+        raw = {}
+        for bus in buses:
+            raw.update(bus.sync_read("Present_Position"))
+        rows = [(m.name, raw[m.name],
+                 f"{float(normalize(raw[m.name], calibration[m.name], m.norm_mode, motor_model(m.model).resolution)):.1f}",
+                 m.norm_mode) for m in motors]
+        table.show(rows)
+        if (end_s is not None and time.monotonic() >= end_s) or (enter is not None and _enter_or_eof(enter)):
+            break
+        time.sleep(REFRESH_PERIOD_S / 2)
+    table.final(rows)
+
+
+def _enter_or_eof(enter) -> bool:
+    try:
+        return enter.pressed()
+    except EOFError:
+        return True
+
+
+if __name__ == "__main__":
+    main()

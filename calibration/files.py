@@ -1,0 +1,173 @@
+"""Calibration files: LeRobot's format, validated on load, saved atomically.
+
+One JSON object per robot, keyed by motor name, each entry the ``MotorCalibration`` fields in ticks::
+
+    {"shoulder_pan": {"id": 1, "drive_mode": 0, "homing_offset": -1021, "range_min": 780, "range_max": 3320}, ...}
+
+A file LeRobot wrote loads unchanged. Every problem is reported as one ``CalibrationError`` line naming the
+file, the motor and the field, so the CLIs can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Mapping
+
+from actsac.files import atomic_write
+
+from .normalize import MotorCalibration
+
+FIELDS = tuple(f.name for f in fields(MotorCalibration))  # id, drive_mode, homing_offset, range_min, range_max
+CALIBRATION_DIR_ENV = "ACTSAC_CALIBRATION_DIR"
+
+
+class CalibrationError(ValueError):
+    """A calibration file is missing or invalid; the message is one line naming the file, motor and field."""
+
+
+class CalibrationMissingError(CalibrationError):
+    """No calibration file where one is required (real hardware): the user must run actsac-calibrate."""
+
+
+def missing_calibration_message(robot: str, path: str | os.PathLike | None, robot_id: str | None = None) -> str:
+    """What the runtime says when it refuses to enable torque on a real robot without a calibration."""
+    where = f" (looked for {path})" if path else ""
+    id_flag = f" --id {robot_id}" if robot_id else ""
+    return (f"robot '{robot}' has no calibration{where}: run `actsac-calibrate --robot {robot} --port PORT{id_flag}` "
+            "first (or `actsac-calibrate --robot ... --import FILE` for an existing LeRobot file)")
+
+
+def default_calibration_dir() -> Path:
+    """``$ACTSAC_CALIBRATION_DIR`` when set, else ``~/.cache/actsac/calibration``."""
+    override = os.environ.get(CALIBRATION_DIR_ENV)
+    return Path(override).expanduser() if override else Path.home() / ".cache" / "actsac" / "calibration"
+
+
+def default_calibration_path(robot: str, robot_id: str = "default", root: str | os.PathLike | None = None) -> Path:
+    """``<root>/<robot>/<id>.json``, root defaulting to ``default_calibration_dir()``."""
+    for label, value in (("robot", robot), ("id", robot_id)):
+        if not value or "/" in value or value in (".", ".."):
+            raise CalibrationError(f"{label} '{value}' cannot name a calibration file")
+    return Path(root if root is not None else default_calibration_dir()) / robot / f"{robot_id}.json"
+
+
+# ---------------------------------------------------------------------- limits from the control tables
+def offset_limit(model_name: str) -> int:
+    """Largest |Homing_Offset| the model's register can encode (STS3215: 2047, sign-magnitude with sign bit 11)."""
+    from actsac.drivers.tables import Reg, motor_model
+
+    model = motor_model(model_name)
+    reg = model.register(Reg.Homing_Offset)
+    if model.sign_encoding == "sign_magnitude":
+        return (1 << reg.sign_bit) - 1
+    return (1 << (8 * reg.size - 1)) - 1
+
+
+def resolution(model_name: str) -> int:
+    from actsac.drivers.tables import motor_model
+
+    return motor_model(model_name).resolution
+
+
+# ---------------------------------------------------------------------- parse / validate
+def parse_calibration(data, source: str, robot_spec=None) -> dict[str, MotorCalibration]:
+    """Validate a decoded JSON object; with ``robot_spec`` also the motor set, IDs and per-model limits."""
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{source}: expected a JSON object keyed by motor name, got {type(data).__name__}")
+    if not data:
+        raise CalibrationError(f"{source}: no motors in the file")
+    if robot_spec is not None:
+        expected = [m.name for m in robot_spec.motors]
+        missing = [m for m in expected if m not in data]
+        if missing:
+            raise CalibrationError(f"{source}: motor '{missing[0]}' of robot '{robot_spec.name}' is missing")
+        extra = [m for m in data if m not in expected]
+        if extra:
+            raise CalibrationError(f"{source}: motor '{extra[0]}' is not a motor of robot '{robot_spec.name}' "
+                                   f"(its motors: {', '.join(expected)})")
+    calibration = {}
+    for name, entry in data.items():
+        spec = robot_spec.motor(name) if robot_spec is not None else None
+        calibration[name] = _parse_motor(entry, f"{source}: motor '{name}'", spec)
+    return calibration
+
+
+def _parse_motor(entry, where: str, spec) -> MotorCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(entry).__name__}")
+    for key in FIELDS:
+        if key not in entry:
+            raise CalibrationError(f"{where}: field '{key}' is missing")
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CalibrationError(f"{where}: field '{key}' must be an integer, got {json.dumps(value)}")
+    extra = [k for k in entry if k not in FIELDS]
+    if extra:
+        raise CalibrationError(f"{where}: unknown field '{extra[0]}' (fields: {', '.join(FIELDS)})")
+    cal = MotorCalibration(**{k: entry[k] for k in FIELDS})
+    if cal.drive_mode not in (0, 1):
+        raise CalibrationError(f"{where}: field 'drive_mode' must be 0 or 1, got {cal.drive_mode}")
+    if cal.range_min >= cal.range_max:
+        raise CalibrationError(f"{where}: field 'range_min' ({cal.range_min}) must be below 'range_max' "
+                               f"({cal.range_max})")
+    if spec is not None:
+        if cal.id != spec.id:
+            raise CalibrationError(f"{where}: field 'id' is {cal.id} but the robot has this motor at ID {spec.id}")
+        limit = offset_limit(spec.model)
+        if abs(cal.homing_offset) > limit:
+            raise CalibrationError(f"{where}: field 'homing_offset' {cal.homing_offset} is outside what a "
+                                   f"{spec.model} can store (-{limit}..{limit})")
+        top = resolution(spec.model) - 1
+        for key in ("range_min", "range_max"):
+            if not 0 <= getattr(cal, key) <= top:
+                raise CalibrationError(f"{where}: field '{key}' {getattr(cal, key)} is outside 0..{top} ticks")
+    return cal
+
+
+def load_calibration(path: str | os.PathLike, robot_spec=None) -> dict[str, MotorCalibration]:
+    """Read and validate a calibration file (LeRobot format). Raises CalibrationMissingError when it does not
+    exist and CalibrationError for anything wrong inside it (both ValueErrors with one-line messages)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        robot = robot_spec.name if robot_spec is not None else "ROBOT"
+        raise CalibrationMissingError(f"{path}: no such calibration file; "
+                                      + missing_calibration_message(robot, None)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"{path}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CalibrationError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_calibration(data, str(path), robot_spec)
+
+
+def to_json(calibration: Mapping[str, MotorCalibration]) -> str:
+    return json.dumps({name: asdict(cal) for name, cal in calibration.items()}, indent=4) + "\n"
+
+
+def save_calibration(path: str | os.PathLike, calibration: Mapping[str, MotorCalibration]) -> Path:
+    """Write atomically (a reader never sees half a file; a failure keeps the old one), creating directories."""
+    path = Path(path)
+    text = to_json(calibration)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_write(path, write)
+
+
+def import_calibration(source: str | os.PathLike, dest: str | os.PathLike, robot_spec) -> dict[str, MotorCalibration]:
+    """Validate an existing (e.g. LeRobot) file against the robot, then save a copy at ``dest``."""
+    calibration = load_calibration(source, robot_spec)
+    ordered = {m.name: calibration[m.name] for m in robot_spec.motors}
+    save_calibration(dest, ordered)
+    return ordered
