@@ -93,24 +93,24 @@ def _load_metadata(cfg: RunConfig, spec) -> tuple[Path, object]:
 
 
 def _load_calibration(path: Path | None, spec, real_port: bool):
-    """The calibration file's motors; on a real port one is required (no guessing where the limits are)."""
+    """The calibration to apply, or None on the simulator without a file (its motors start calibrated).
+
+    On a real port one is required: ``--calibration``, else the default file of ``actsac-calibrate``.
+    """
+    from actsac.calibration import (CalibrationError, default_calibration_path, load_calibration,
+                                    missing_calibration_message)
+
     if path is None:
-        if real_port:
-            raise UserError(f"refusing to enable torque on robot '{spec.name}' without a calibration file: "
-                            f"run actsac-calibrate first, then pass --calibration FILE")
-        return None
+        if not real_port:
+            return None
+        path = default_calibration_path(spec.name)
+        if not path.is_file():
+            raise UserError("refusing to enable torque without a calibration: "
+                            + missing_calibration_message(spec.name, path))
     try:
-        from actsac.calibration import load_calibration
-    except ImportError:
-        raise UserError("--calibration: this actsac has no calibration file reader (actsac.calibration)") from None
-    try:
-        calibration = load_calibration(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: {first_line(exc)}") from None
-    missing = [m.name for m in spec.motors if m.name not in calibration]
-    if missing:
-        raise UserError(f"{path}: no calibration for motor '{missing[0]}' of robot '{spec.name}'")
-    return calibration
+        return load_calibration(path, spec)
+    except CalibrationError as exc:
+        raise UserError(first_line(exc)) from None
 
 
 def _parse_ports(port: str, spec) -> dict[str, str]:
@@ -210,6 +210,7 @@ class _Session:
         self.fps = fps
         self.clock = RealClock()
         self.names, self.goals, self.executor, self.infer = names, goals, executor, infer
+        self.calibration = calibration
         from actsac.drivers.robot import Robot
 
         try:
@@ -236,6 +237,12 @@ class _Session:
         reason, code = "completed", EXIT_OK
         restore = self._install_signals(stop)
         try:
+            if self.calibration is not None:  # homing offsets and limits, written only where they differ
+                from actsac.calibration import apply_to_robot
+
+                changed = apply_to_robot(self.robot, self.calibration)
+                if changed:
+                    self.log(f"actsac-run: calibration written to the motors: {', '.join(sorted(changed))}")
             self._prepare()
             self.robot.enable_torque()
             self._set_bus_timing(bus_timeout_s(self.period_s), tick_budget_s(self.period_s))
@@ -347,8 +354,11 @@ class _Session:
         if self.recorder is not None:
             self.recorder.event(exit_reason=reason, exit_code=code, safe_state=safe)
             self.recorder.close()
+            self.log(f"actsac-run: per-tick log {self.recorder.path}")
             try:
-                self.recorder.plot()
+                plot = self.recorder.plot()
+                if plot is not None:
+                    self.log(f"actsac-run: plot {plot}")
             except Exception as exc:  # noqa: BLE001 (a plot must never hide the run's outcome)
                 self.log(f"actsac-run: could not draw the plot: {first_line(exc)}")
         return summary

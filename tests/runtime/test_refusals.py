@@ -56,8 +56,22 @@ def test_bad_chunk_settings_are_refused(tmp_path):
             model_kwargs={}, exec_mode="chunk", n_action_steps=11)
 
 
-def test_real_port_without_calibration_is_refused(tmp_path):
-    refused(tmp_path, "without a calibration file: run actsac-calibrate", model_kwargs={}, port="/dev/ttyUSB9")
+def test_real_port_without_calibration_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTSAC_CALIBRATION_DIR", str(tmp_path / "calibration"))
+    refused(tmp_path, "refusing to enable torque without a calibration: .*run `actsac-calibrate --robot so100",
+            model_kwargs={}, port="/dev/ttyUSB9")
+
+
+def test_real_port_uses_the_default_calibration_file(tmp_path, monkeypatch):
+    """With actsac-calibrate's default file in place, the run gets past calibration (and fails on the port)."""
+    from actsac.calibration import default_calibration_path, save_calibration
+    from actsac.drivers.robots import SO100
+
+    monkeypatch.setenv("ACTSAC_CALIBRATION_DIR", str(tmp_path / "calibration"))
+    path = default_calibration_path("so100")
+    path.parent.mkdir(parents=True)
+    save_calibration(path, {m.name: m.sim_calibration for m in SO100.motors})
+    refused(tmp_path, "/dev/ttyUSB9", model_kwargs={}, port="/dev/ttyUSB9")
 
 
 def test_missing_model_and_missing_example_model(tmp_path, monkeypatch):
