@@ -49,19 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ports(arg: str, spec) -> dict[str, str]:
-    names = [b.name for b in spec.buses]
-    if "=" not in arg:
-        if len(names) != 1:
-            fail(f"--port: robot '{spec.name}' has buses {', '.join(names)}: give BUS=PORT for each")
-        return {names[0]: arg}
-    ports = dict(item.split("=", 1) for item in arg.split(","))
-    missing = [n for n in names if n not in ports]
-    if missing:
-        fail(f"--port: no port for bus '{missing[0]}' of robot '{spec.name}'")
-    return ports
-
-
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # unwinds through the finally blocks: torque off, port closed
 
@@ -104,6 +91,7 @@ def main(argv=None) -> None:
 
 def _run(args, spec, dest: Path, calibration, full_turn) -> None:
     from actsac.drivers.bus import make_bus
+    from actsac.drivers.robots import parse_ports
 
     from .files import save_calibration
 
@@ -114,7 +102,7 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
               flush=True)
         ports_cm = simulate(spec, hand="sweep")
     else:
-        ports_cm = contextlib.nullcontext(_ports(args.port, spec))
+        ports_cm = contextlib.nullcontext(parse_ports(args.port, spec))
     with ports_cm as ports:
         buses = [make_bus(b, ports[b.name], timeout_s=0.05, budget_s=1.0) for b in spec.buses]
         try:

@@ -108,3 +108,24 @@ def load_robot(name_or_path) -> RobotSpec:
         raise RobotSpecError(f"unknown robot '{key}' (built in: {', '.join(BUILT_IN)}, upper_body; "
                              "or a path to a .toml file)")
     return parse_robot_toml(path)
+
+
+def parse_ports(arg: str, spec: RobotSpec) -> dict[str, str]:
+    """``--port`` as given on a command line -> {bus name: port}: one path for a one-bus robot,
+    ``bus=PATH,bus2=PATH`` for several. Raises RobotSpecError naming the bus that is missing or unknown."""
+    from .errors import RobotSpecError
+
+    buses = [b.name for b in spec.buses]
+    if "=" not in arg:
+        if len(buses) != 1:
+            raise RobotSpecError(f"--port: robot '{spec.name}' has {len(buses)} buses ({', '.join(buses)}): "
+                                 f"give --port {buses[0]}=PORT,{buses[1]}=PORT,...")
+        return {buses[0]: arg}
+    ports = dict(item.split("=", 1) if "=" in item else (item, "") for item in arg.split(",") if item)
+    unknown = [b for b in ports if b not in buses]
+    if unknown:
+        raise RobotSpecError(f"--port: robot '{spec.name}' has no bus '{unknown[0]}' (buses: {', '.join(buses)})")
+    missing = [b for b in buses if not ports.get(b)]
+    if missing:
+        raise RobotSpecError(f"--port: no port for bus '{missing[0]}' of robot '{spec.name}'")
+    return ports

@@ -113,23 +113,6 @@ def _load_calibration(path: Path | None, spec, real_port: bool):
         raise UserError(first_line(exc)) from None
 
 
-def _parse_ports(port: str, spec) -> dict[str, str]:
-    buses = [b.name for b in spec.buses]
-    if "=" not in port:
-        if len(buses) != 1:
-            raise UserError(f"robot '{spec.name}' has {len(buses)} buses ({', '.join(buses)}): "
-                            f"give --port {buses[0]}=PORT,{buses[1]}=PORT,...")
-        return {buses[0]: port}
-    ports = dict(item.split("=", 1) for item in port.split(",") if item)
-    unknown = [b for b in ports if b not in buses]
-    if unknown:
-        raise UserError(f"--port: robot '{spec.name}' has no bus '{unknown[0]}' (buses: {', '.join(buses)})")
-    missing = [b for b in buses if b not in ports]
-    if missing:
-        raise UserError(f"--port: no port for bus '{missing[0]}' of robot '{spec.name}'")
-    return ports
-
-
 def _executor(cfg: RunConfig, chunk_size: int):
     if cfg.exec_mode == "ensemble":
         return TemporalEnsembler(cfg.ensemble_coeff, chunk_size)
@@ -189,7 +172,13 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
 
             ports = stack.enter_context(simulate(spec, wire_time=cfg.wire_time, faults=cfg.sim_faults, seed=cfg.seed))
         else:
-            ports = _parse_ports(cfg.port, spec)
+            from actsac.drivers.errors import RobotSpecError
+            from actsac.drivers.robots import parse_ports
+
+            try:
+                ports = parse_ports(cfg.port, spec)
+            except RobotSpecError as exc:
+                raise UserError(str(exc)) from None
         session = _Session(cfg, spec, ports, calibration, metadata, names, goals, executor, infer, fps, log)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused

@@ -87,14 +87,19 @@ def test_not_an_actsac_model(tmp_path):
 
 
 def test_unknown_robot_and_composite_port_syntax(tmp_path):
+    from actsac.drivers.errors import RobotSpecError
+    from actsac.drivers.robots import parse_ports
+
     refused(tmp_path, "unknown robot 'r2d2'", robot="r2d2")
     toml = Path(__file__).parents[2] / "drivers" / "robots" / "upper_body.toml"
     spec = session._load_robot(str(toml))
-    with pytest.raises(UserError, match="has 3 buses"):
-        session._parse_ports("/dev/ttyUSB0", spec)
-    with pytest.raises(UserError, match="no port for bus 'hand'"):
-        session._parse_ports("arm=/dev/a,torso=/dev/b", spec)
-    assert session._parse_ports("arm=/dev/a,torso=/dev/b,hand=/dev/c", spec)["hand"] == "/dev/c"
+    with pytest.raises(RobotSpecError, match="has 3 buses"):
+        parse_ports("/dev/ttyUSB0", spec)
+    with pytest.raises(RobotSpecError, match="no port for bus 'hand'"):
+        parse_ports("arm=/dev/a,torso=/dev/b", spec)
+    with pytest.raises(RobotSpecError, match="no bus 'legs'"):
+        parse_ports("arm=/dev/a,torso=/dev/b,hand=/dev/c,legs=/dev/d", spec)
+    assert parse_ports("arm=/dev/a,torso=/dev/b,hand=/dev/c", spec)["hand"] == "/dev/c"
 
 
 def test_history_window_is_oldest_first():
