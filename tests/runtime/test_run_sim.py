@@ -204,3 +204,18 @@ def test_trt_backend_on_the_simulator(tmp_path):
     summary, lines = run_bounded(model=model, duration_s=1.5, fps=30, backend="trt")
     assert "trt backend" in lines[1]
     assert summary["exit_code"] == EXIT_OK and summary["chunks_received"] >= 20 and summary["nan_chunks"] == 0
+
+
+def test_shipped_example_policy_reaches_its_trained_goals():
+    """The example policy (trained by actsac-train, exported by actsac-export) on the simulated SO-100:
+    the first goal of its task, held to the end of its time, within the task's success tolerance."""
+    from actsac.drivers.robots import SO100
+    from actsac.export import read_metadata
+    from actsac.runtime.session import EXAMPLE_MODEL
+
+    metadata = read_metadata(EXAMPLE_MODEL)
+    assert metadata.joint_names == list(SO100.joint_names) and len(metadata.task["goals"]) == 8
+    summary, lines = run_bounded(duration_s=metadata.task["goal_hold_s"] + 0.5, fps=30)
+    assert "so100_reach.onnx" in lines[1] and summary["exit_code"] == EXIT_OK
+    first = summary["goals"][0]
+    assert first["complete"] and first["success"], first
