@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+from .tables import le_bytes, le_int  # noqa: F401  (re-exported for the family modules)
+
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
 STATUS = 0x55
@@ -97,14 +99,6 @@ def build(motor_id: int, inst: int, params: bytes = b"", *, stuffing: bool = Tru
     packet = HEADER + bytes((motor_id, length & 0xFF, length >> 8)) + payload
     crc = crc16(packet)
     return packet + bytes((crc & 0xFF, crc >> 8))
-
-
-def le_bytes(value: int, size: int) -> bytes:
-    return int(value).to_bytes(size, "little")
-
-
-def le_int(data: bytes) -> int:
-    return int.from_bytes(data, "little")
 
 
 def ping(motor_id: int) -> bytes:

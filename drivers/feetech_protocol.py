@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+from .tables import le_bytes, le_int  # noqa: F401  (re-exported for the family modules)
+
 HEADER = b"\xff\xff"
 BROADCAST_ID = 0xFE
 STATUS_OVERHEAD = 6  # FF FF ID LEN ERR ... CHK
@@ -42,14 +44,6 @@ def checksum(body: bytes) -> int:
 def build(motor_id: int, code: int, params: bytes = b"") -> bytes:
     body = bytes((motor_id, len(params) + 2, code)) + bytes(params)
     return HEADER + body + bytes((checksum(body),))
-
-
-def le_bytes(value: int, size: int) -> bytes:
-    return int(value).to_bytes(size, "little")
-
-
-def le_int(data: bytes) -> int:
-    return int.from_bytes(data, "little")
 
 
 def ping(motor_id: int) -> bytes:

@@ -177,6 +177,14 @@ def reg_label(name) -> str:
     return name.value if isinstance(name, Reg) else str(name)
 
 
+def le_bytes(value: int, size: int) -> bytes:
+    return int(value).to_bytes(size, "little")
+
+
+def le_int(data: bytes) -> int:
+    return int.from_bytes(data, "little")
+
+
 def encode_sign_magnitude(value: int, sign_bit: int) -> int:
     magnitude = abs(value)
     if magnitude >= 1 << sign_bit:

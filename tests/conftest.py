@@ -1,4 +1,22 @@
+import contextlib
+import signal
+
 import pytest
+
+
+@contextlib.contextmanager
+def deadline_guard(seconds: float):
+    """Fail a test that runs longer than ``seconds`` with a clear message instead of hanging the suite."""
+    def expire(signum, frame):
+        raise TimeoutError(f"test exceeded its {seconds:g} s deadline")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def so100_groups():

@@ -1,10 +1,10 @@
 import dataclasses
 import json
-import signal
 
 import pytest
 
 from actsac.calibration.normalize import MotorCalibration
+from tests.conftest import deadline_guard
 
 TEST_DEADLINE_S = 60  # no calibration test may hang: a stuck one fails with a clear message instead
 
@@ -21,14 +21,8 @@ LEROBOT_SO100 = {
 
 @pytest.fixture(autouse=True)
 def deadline():
-    def expire(signum, frame):
-        raise TimeoutError(f"test exceeded its {TEST_DEADLINE_S} s deadline")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, TEST_DEADLINE_S)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
+    with deadline_guard(TEST_DEADLINE_S):
+        yield
 
 
 @pytest.fixture

@@ -1,23 +1,16 @@
-import signal
-
 import pytest
 
 from actsac.drivers.robots import load_robot
 from actsac.drivers.sim import simulate
+from tests.conftest import deadline_guard
 
 TEST_DEADLINE_S = 60  # no driver test may hang: a stuck one fails with a clear message instead
 
 
 @pytest.fixture(autouse=True)
 def deadline():
-    def expire(signum, frame):
-        raise TimeoutError(f"test exceeded its {TEST_DEADLINE_S} s deadline")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, TEST_DEADLINE_S)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
+    with deadline_guard(TEST_DEADLINE_S):
+        yield
 
 
 @pytest.fixture(scope="module", params=["so100", "koch"])
