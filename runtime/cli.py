@@ -105,8 +105,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.n_action_steps is not None and args.exec_mode != "chunk":
         p.error("--n-action-steps applies to --exec chunk")
-    if args.summary_json is not None and not args.summary_json.parent.is_dir():
-        p.error(f"{args.summary_json}: directory {args.summary_json.parent} does not exist")
     return args
 
 

@@ -152,13 +152,13 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         raise UserError(f"--fps {fps}: must be positive")
     executor = _executor(cfg, metadata.chunk_size)
     calibration = _load_calibration(cfg.calibration, spec, real_port=cfg.port is not None)
-    if cfg.summary_json is not None and not Path(cfg.summary_json).parent.is_dir():
-        raise UserError(f"{cfg.summary_json}: directory {Path(cfg.summary_json).parent} does not exist")
     if cfg.record is not None:
         try:
             Path(cfg.record).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"--record {cfg.record}: cannot create the directory ({exc.strerror})") from None
+    if cfg.summary_json is not None and not Path(cfg.summary_json).parent.is_dir():
+        raise UserError(f"{cfg.summary_json}: directory {Path(cfg.summary_json).parent} does not exist")
     model = open_backend(cfg.backend, model_path, cfg.threads)
     infer = make_infer(model, metadata, cfg.stochastic, cfg.seed)
     log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
