@@ -5,7 +5,7 @@ Format (see robots/upper_body.toml)::
     name = "my_robot"
     [[buses]]
     name = "arm"; family = "dynamixel"; baudrate = 1000000
-    motors = [{name = "arm_0", id = 1, model = "xm430-w350", norm_mode = "degrees", sim_range = [1024, 3072]}]
+    motors = [{name = "arm_0", id = 1, model = "xm430-w350", norm_mode = "degrees", sim_range = [1025, 3071]}]
     [[groups]]
     name = "arm"; joints = ["arm_0"]
     [max_step]          # optional: max command change per tick, user units
@@ -158,7 +158,7 @@ def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
     if norm_mode not in NORM_MODES:
         raise fields.fail("norm_mode", f"unknown mode '{norm_mode}' (one of {', '.join(NORM_MODES)})")
     resolution = MODELS[model].resolution
-    sim_range = fields.get("sim_range", list, default=[resolution // 4, 3 * resolution // 4], required=False)
+    sim_range = fields.get("sim_range", list, default=[resolution // 4 + 1, 3 * resolution // 4 - 1], required=False)
     lo, hi = sim_range if len(sim_range) == 2 else (None, None)
     if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo < hi < resolution):
         raise fields.fail("sim_range", f"expected [min, max] ticks with 0 <= min < max < {resolution}")

@@ -60,9 +60,11 @@ def _sim_cal(motor_id: int, lo: int, hi: int) -> MotorCalibration:
 
 
 SO100_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-# Simulated ranges in ticks, in the spirit of a real calibrated SO-100 (wrist_roll turns fully).
-_SO100_SIM_RANGES = {"shoulder_pan": (1024, 3072), "shoulder_lift": (1024, 3072), "elbow_flex": (1024, 3072),
-                     "wrist_flex": (1024, 3072), "wrist_roll": (0, 4095), "gripper": (2000, 3000)}
+# Simulated ranges in ticks, in the spirit of a real calibrated SO-100 (wrist_roll turns fully). Each range is
+# under half a turn wide (2046 ticks, centred on 2048): however the arm is posed when it is homed to mid-scale,
+# its whole range then stays inside one turn, so calibrating on the simulator never wraps.
+_SO100_SIM_RANGES = {"shoulder_pan": (1025, 3071), "shoulder_lift": (1025, 3071), "elbow_flex": (1025, 3071),
+                     "wrist_flex": (1025, 3071), "wrist_roll": (0, 4095), "gripper": (2000, 3000)}
 
 SO100 = RobotSpec(
     name="so100",

@@ -52,8 +52,8 @@ class SimMotors:
         self.names = {m.id: m.name for m in spec.motors}
         self.index = {m.id: i for i, m in enumerate(spec.motors)}
         self.models: dict[int, MotorModel] = {m.id: motor_model(m.model) for m in spec.motors}
-        lo = [m.sim_calibration.range_min if m.sim_calibration else 1024 for m in spec.motors]
-        hi = [m.sim_calibration.range_max if m.sim_calibration else 3072 for m in spec.motors]
+        lo = [m.sim_calibration.range_min if m.sim_calibration else 1025 for m in spec.motors]
+        hi = [m.sim_calibration.range_max if m.sim_calibration else 3071 for m in spec.motors]
         self.sim_lo, self.sim_hi = np.array(lo, float), np.array(hi, float)
         self.servos = ServoArray((self.sim_lo + self.sim_hi) / 2.0)
         self.hardware_error = {i: 0 for i in self.ids}

@@ -40,7 +40,8 @@ def test_a_minimal_toml(tmp_path):
     path.write_text(GOOD_BUS + GOOD_GROUP)
     spec = load_robot(str(path))
     assert spec.name == "two" and spec.joint_names == ["a", "b"]
-    assert spec.motor("a").sim_calibration.range_min == 1024
+    cal = spec.motor("a").sim_calibration  # default: under half a turn, centred, so sim calibration never wraps
+    assert (cal.range_min, cal.range_max) == (1025, 3071)
 
 
 @pytest.mark.parametrize("text, field, message", [
@@ -96,3 +97,13 @@ def test_drivers_import_without_torch():
             "actsac.drivers.dynamixel, actsac.drivers.sim_cli; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_simulated_ranges_stay_inside_one_turn_when_homed_anywhere():
+    """Homing sets the present position to mid-scale wherever the joint is; a range of at most half a turn
+    (2047 of 4096 ticks) then never wraps, so calibrating the simulator always succeeds."""
+    for spec in (load_robot("so100"), load_robot("koch"), load_robot("upper_body")):
+        for motor in spec.motors:
+            cal = motor.sim_calibration
+            width = cal.range_max - cal.range_min
+            assert width == 4095 or width <= 2047, (spec.name, motor.name, width)
