@@ -1,4 +1,4 @@
-"""Batch-1 actor latency: eager PyTorch vs ONNX Runtime (fp32, fp16) vs TensorRT (when present).
+"""Batch-1 actor latency: eager PyTorch vs ONNX Runtime (fp32, fp16, int8) vs TensorRT (when present).
 
     python benchmarks/inference.py [--rounds 10] [--runs 100] [--threads 2] [--json results.json]
 
@@ -47,7 +47,7 @@ def make_checkpoint(directory: Path, name: str) -> Path:
 
 
 def export_all(directory: Path, trt: bool) -> dict[str, dict]:
-    """name -> {"checkpoint", "fp32", "fp16", "parameters"} (and TensorRT engines beside the .onnx files)."""
+    """name -> {"checkpoint", "fp32", "fp16", "int8", "parameters"} (and TensorRT engines beside the .onnx files)."""
     from actsac.export.onnx_export import export_onnx
     from actsac.policy import load_checkpoint
 
@@ -55,11 +55,11 @@ def export_all(directory: Path, trt: bool) -> dict[str, dict]:
     for name in MODELS:
         checkpoint = load_checkpoint(make_checkpoint(directory, name))
         entry = {"checkpoint": str(checkpoint.path), "parameters": checkpoint.actor.num_parameters()}
-        for precision in ("fp32", "fp16"):
+        for precision in ("fp32", "fp16", "int8"):
             out = directory / f"{name}-{precision}.onnx"
-            result = export_onnx(checkpoint, out, fp16=precision == "fp16", log=lambda line: None)
+            result = export_onnx(checkpoint, out, precision=precision, log=lambda line: None)
             entry[precision] = str(out)
-            if trt:
+            if trt and precision != "int8":  # TensorRT builds fp32 / fp16 engines only
                 from actsac.export.tensorrt import export_engine
 
                 export_engine(out, result.metadata, batch=None, log=lambda line: None)
@@ -149,7 +149,7 @@ def main() -> None:
     from actsac.export.tensorrt import missing_tensorrt_reason
 
     trt_reason = missing_tensorrt_reason()
-    backends = {"torch": "fp32", "ort-fp32": "fp32", "ort-fp16": "fp16"}
+    backends = {"torch": "fp32", "ort-fp32": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
     if trt_reason is None:
         backends.update({"trt-fp32": "fp32", "trt-fp16": "fp16"})
     with tempfile.TemporaryDirectory() as tmp:

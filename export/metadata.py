@@ -49,7 +49,7 @@ class ModelMetadata:
     checkpoint_sha256: str
     exporter: str  # e.g. "actsac 0.1.0, torch 2.13.0"
     opset: int
-    precision: str  # "fp32" | "fp16"
+    precision: str  # "fp32" | "fp16" | "int8"
 
     @property
     def joint_names(self) -> list[str]:
@@ -117,7 +117,8 @@ class ModelMetadata:
         need(positive_int(self.state_dim), "state_dim", "must be a positive integer")
         need(self.history is None or positive_int(self.history), "history", "must be a positive integer or null")
         need(isinstance(self.control_hz, (int, float)) and self.control_hz > 0, "control_hz", "must be positive")
-        need(self.precision in ("fp32", "fp16"), "precision", f"'{self.precision}' is not fp32 or fp16")
+        need(self.precision in ("fp32", "fp16", "int8"), "precision",
+             f"'{self.precision}' is not fp32, fp16 or int8")
         need(isinstance(self.action_groups, list) and bool(self.action_groups), "action_groups",
              "must be a non-empty list")
         for group in self.action_groups:

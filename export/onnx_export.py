@@ -116,6 +116,26 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         return convert_float_to_float16(model, keep_io_types=True)
 
 
+def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dynamic int8 quantisation of the weights (activations quantised on the fly), via ONNX Runtime's tool.
+
+    A CPU option: the default actor's fp32 weights do not fit in cache, so a quarter of the bytes runs about
+    three times faster; the outputs move by about 1e-2, hence its looser tolerance.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp, quiet_exporter():
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(model, source)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+        return onnx.load(target)
+
+
+CONVERT = {"fp32": lambda model: model, "fp16": to_fp16, "int8": to_int8}
+
+
 def torch_outputs(actor: nn.Module, observations: np.ndarray) -> dict[str, np.ndarray]:
     with torch.inference_mode():
         values = ExportedActor(actor)(torch.from_numpy(observations))
@@ -123,16 +143,17 @@ def torch_outputs(actor: nn.Module, observations: np.ndarray) -> dict[str, np.nd
 
 
 def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET, batch: int | None = None,
-                fp16: bool = False, log: Callable[[str], None] = print) -> ExportResult:
+                precision: str = "fp32", log: Callable[[str], None] = print) -> ExportResult:
     """Export, verify against PyTorch (raises VerificationError, leaving nothing behind), then rename into
-    ``out``. ``batch`` None: dynamic batch, verified at batch 1 and at the whole observation set."""
+    ``out``. ``batch`` None: dynamic batch, verified at batch 1 and at the whole observation set.
+    ``precision``: "fp32", "fp16" (fp16 graph, fp32 inputs / outputs) or "int8" (dynamic quantisation)."""
+    if precision not in CONVERT:
+        raise ValueError(f"precision '{precision}' is not one of {', '.join(CONVERT)}")
     actor = checkpoint.actor.eval()
-    precision = "fp16" if fp16 else "fp32"
     metadata = build_metadata(checkpoint, opset, precision)
     model = to_onnx(actor, batch, opset)
     strip_debug_info(model)
-    if fp16:
-        model = to_fp16(model)
+    model = CONVERT[precision](model)
     for key, value in metadata_props(metadata).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -126,6 +126,8 @@ def test_trt_without_tensorrt_exits_2_before_writing(tmp_path, capsys):
     (["--batch", "0"], "between 1 and 1024"),
     (["--batch", "many"], "not a positive integer or 'dynamic'"),
     (["--opset", "12"], "opset 17 or newer"),
+    (["--int8", "--trt"], "drop --int8"),
+    (["--int8", "--fp16"], "not allowed with argument"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, argv, fragment):
     checkpoint = make_checkpoint(tmp_path, "mlp")
@@ -139,5 +141,6 @@ def test_help_describes_the_command(capsys):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
     assert info.value.code == 0
-    for option in ("--output", "--opset", "--fp16", "--trt", "--batch", "Exit codes", "1e-05 (fp32)"):
+    for option in ("--output", "--opset", "--fp16", "--int8", "--trt", "--batch", "Exit codes", "1e-05 (fp32)",
+                   "0.1 (int8)"):
         assert option in out

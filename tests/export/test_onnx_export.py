@@ -79,7 +79,7 @@ def test_fixed_batch(tmp_path):
 
 
 def test_fp16_graph_keeps_fp32_inputs_and_outputs(tmp_path):
-    checkpoint, result, lines = export(tmp_path, "act", fp16=True)
+    checkpoint, result, lines = export(tmp_path, "act", precision="fp16")
     model = onnx.load(str(result.path))
     float_types = {init.data_type for init in model.graph.initializer if init.data_type in (1, 10)}
     assert float_types == {onnx.TensorProto.FLOAT16}
@@ -92,6 +92,22 @@ def test_fp16_graph_keeps_fp32_inputs_and_outputs(tmp_path):
     np.testing.assert_allclose(got["action_mean"], want["action_mean"], rtol=0, atol=2e-2)
     assert np.abs(got["action_mean"] - want["action_mean"]).max() > 0  # really reduced precision
     assert any("tolerance 2.0e-02" in line for line in lines)
+
+
+def test_int8_graph_quantises_the_weights(tmp_path):
+    checkpoint, result, lines = export(tmp_path, "act", precision="int8")
+    model = onnx.load(str(result.path))
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & {node.op_type for node in model.graph.node}
+    assert onnx.TensorProto.INT8 in {init.data_type for init in model.graph.initializer}
+    for value in [*model.graph.input, *model.graph.output]:
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    metadata = read_metadata(result.path)
+    assert metadata.precision == "int8"
+    obs = random_observations(metadata, 4, seed=3)
+    got, want = session_runner(ort_session(result.path))(obs), torch_outputs(checkpoint.actor, obs)
+    np.testing.assert_allclose(got["action_mean"], want["action_mean"], rtol=0, atol=1e-1)
+    assert np.abs(got["action_mean"] - want["action_mean"]).max() > 0  # really reduced precision
+    assert any("tolerance 1.0e-01" in line for line in lines)
 
 
 def test_failed_verification_leaves_nothing(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ def test_missing_reason_is_one_line():
 def test_engine_matches_onnxruntime(tmp_path, fp16):
     from actsac.export.tensorrt import TensorRTRunner, export_engine
 
-    _, result, _ = export(tmp_path, "history", fp16=fp16)
+    _, result, _ = export(tmp_path, "history", precision="fp16" if fp16 else "fp32")
     metadata = read_metadata(result.path)
     lines = []
     engine = export_engine(result.path, metadata, batch=None, log=lines.append)
