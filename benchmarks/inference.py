@@ -9,6 +9,9 @@ noisy, so besides the pooled p50 / p99 the speed-up is also given as the median 
 per-round ratio (PyTorch and ONNX Runtime timed seconds apart see about the same load).
 PyTorch runs eagerly under torch.inference_mode with `--threads` intra-op threads; ONNX Runtime with
 ORT_ENABLE_ALL and `--threads` intra-op threads. Both compute the same three outputs (mean, log-std, action).
+The exported ACT graphs have their constant attention folded away (actsac.export.fold); `torch-folded` runs
+that same folded module in eager PyTorch, to show how much of the speed-up is the folding and how much is
+ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -77,14 +80,17 @@ def load_call(backend: str, onnx_path: Path, checkpoint: str, threads: int):
     metadata = read_metadata(onnx_path)
     low, high = observation_range(metadata)
     obs = np.ascontiguousarray(np.broadcast_to((low + high) / 2, (1, *metadata.observation_shape)), np.float32)
-    if backend == "torch":
+    if backend.startswith("torch"):
         import torch
 
+        from actsac.export.fold import fold_for_inference
         from actsac.export.onnx_export import ExportedActor
         from actsac.policy import load_checkpoint
 
         torch.set_num_threads(threads)
-        graph, x = ExportedActor(load_checkpoint(checkpoint).actor), torch.from_numpy(obs)
+        actor = load_checkpoint(checkpoint).actor.eval()
+        graph = ExportedActor(fold_for_inference(actor) if backend == "torch-folded" else actor)
+        x = torch.from_numpy(obs)
 
         def call():
             with torch.inference_mode():
@@ -149,7 +155,7 @@ def main() -> None:
     from actsac.export.tensorrt import missing_tensorrt_reason
 
     trt_reason = missing_tensorrt_reason()
-    backends = {"torch": "fp32", "ort-fp32": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
+    backends = {"torch": "fp32", "torch-folded": "fp32", "ort-fp32": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
     if trt_reason is None:
         backends.update({"trt-fp32": "fp32", "trt-fp16": "fp16"})
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,7 +180,7 @@ def report(models, backends, rounds, args, trt_reason) -> None:
           + ("" if trt_reason is None else f"; TensorRT skipped ({trt_reason})"))
     print("p50 / p99: all rounds pooled; speed-up: torch p50 / backend p50, pooled, and the median of the "
           "per-round ratios")
-    print(f"{'model':<12} {'params':>10}  {'backend':<9} {'p50 ms':>8} {'p99 ms':>8} {'speed-up':>9} {'(rounds)':>9}")
+    print(f"{'model':<12} {'params':>10}  {'backend':<12} {'p50 ms':>8} {'p99 ms':>8} {'speed-up':>9} {'(rounds)':>9}")
     for name, entry in models.items():
         torch_rounds = [np.percentile(r, 50) for r in rounds[name, "torch"]]
         torch_p50 = float(np.percentile(np.concatenate(rounds[name, "torch"]), 50))
@@ -185,7 +191,7 @@ def report(models, backends, rounds, args, trt_reason) -> None:
             speedup, round_speedup = torch_p50 / p50, float(np.median(per_round))
             results.append({"model": name, "parameters": entry["parameters"], "backend": backend, "p50_ms": p50,
                             "p99_ms": p99, "speedup_vs_torch": speedup, "median_round_speedup": round_speedup})
-            print(f"{name:<12} {entry['parameters']:>10,}  {backend:<9} {p50:>8.3f} {p99:>8.3f} {speedup:>8.1f}x "
+            print(f"{name:<12} {entry['parameters']:>10,}  {backend:<12} {p50:>8.3f} {p99:>8.3f} {speedup:>8.1f}x "
                   f"{round_speedup:>8.1f}x")
     default = next(r for r in results if r["model"] == "act-default" and r["backend"] == "ort-fp32")
     ratio = default["median_round_speedup"]
