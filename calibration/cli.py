@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import time
@@ -60,7 +61,7 @@ def main(argv=None) -> None:
 
     from .files import CalibrationError, default_calibration_path, import_calibration, load_calibration
 
-    if args.duration is not None and (not args.check or args.duration <= 0):
+    if args.duration is not None and (not args.check or not 0 < args.duration < math.inf):
         fail("--duration: needs --check and a positive number of seconds", 2)
     try:
         spec = load_robot(args.robot)
@@ -90,7 +91,7 @@ def main(argv=None) -> None:
 
 
 def _run(args, spec, dest: Path, calibration, full_turn) -> None:
-    from actsac.drivers.bus import make_bus
+    from actsac.drivers.bus import disconnect_all, make_bus
     from actsac.drivers.robots import parse_ports
 
     from .files import save_calibration
@@ -110,15 +111,18 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
                 bus.connect()
             if args.check:
                 _check(buses, spec, calibration, args.duration)
-                return
-            from .procedure import EnterWatcher, calibrate
+            else:
+                from .procedure import EnterWatcher, calibrate
 
-            result = calibrate(buses, EnterWatcher(), sys.stdout, full_turn)
-            save_calibration(dest, {m.name: result[m.name] for m in spec.motors})
-            print(f"saved {dest}")
-        finally:
-            for bus in buses:
-                bus.disconnect(disable_torque=True)
+                result = calibrate(buses, EnterWatcher(), sys.stdout, full_turn)
+                save_calibration(dest, {m.name: result[m.name] for m in spec.motors})
+                print(f"saved {dest}")
+        except BaseException:
+            disconnect_all(buses)  # every bus, even when one fails; the first error is the one to report
+            raise
+        error = disconnect_all(buses)
+        if error is not None:
+            raise error
 
 
 def _check(buses, spec, calibration, duration_s: float | None) -> None:

@@ -146,7 +146,7 @@ class MotorBus:
         for name in names:
             try:
                 self.write(Reg.Torque_Enable, name, value)
-            except BusError as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure on one motor must not spare the others)
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
@@ -221,6 +221,17 @@ class MotorBus:
 
     def _sync_write(self, address: int, size: int, raw: dict[int, int]) -> None:
         raise NotImplementedError
+
+
+def disconnect_all(buses: Iterable[MotorBus]) -> Exception | None:
+    """Torque off and close every bus, even when one fails (safety first); returns the first failure."""
+    first_error = None
+    for bus in buses:
+        try:
+            bus.disconnect(disable_torque=True)
+        except Exception as exc:  # noqa: BLE001 (every bus is turned off, whatever happened to another)
+            first_error = first_error or exc
+    return first_error
 
 
 def make_bus(spec: BusSpec, port: str, **options) -> MotorBus:

@@ -11,7 +11,7 @@ import dynamixel_sdk as sdk
 
 from . import dynamixel_protocol as proto
 from .bus import MotorBus, open_serial, read_available
-from .errors import BusError, BusTimeoutError, ChecksumError, ConnectError, MotorStatusError
+from .errors import SERIAL_IO_ERRORS, BusError, BusTimeoutError, ChecksumError, ConnectError, MotorStatusError
 from .tables import Reg
 
 FAST_SYNC_READ_MIN_FIRMWARE = 46  # X-series firmware that answers instruction 0x8A (REFERENCE.md section 5)
@@ -65,7 +65,7 @@ class DynamixelBus(MotorBus):
     def _close(self) -> None:
         try:
             self._port.closePort()
-        except OSError:
+        except SERIAL_IO_ERRORS:
             pass
         self._sync_reads.clear()
         self._sync_writes.clear()
@@ -169,7 +169,7 @@ class DynamixelBus(MotorBus):
     def _io(self, call, *args):
         try:
             return call(*args)
-        except OSError as exc:  # pyserial's SerialException is an OSError
+        except SERIAL_IO_ERRORS as exc:
             raise BusError(f"serial I/O failed: {exc}") from None
 
     def _labels(self, ids) -> list[str]:
@@ -201,6 +201,6 @@ class DynamixelBus(MotorBus):
         address = self.models[self._names_by_id[motor_id]].register(Reg.Hardware_Error_Status).address
         try:
             value, result, _ = self._packets.read1ByteTxRx(self._port, motor_id, address)
-        except OSError:
+        except SERIAL_IO_ERRORS:
             return None
         return value if result == sdk.COMM_SUCCESS else None

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
+try:
+    import termios
+
+    # What serial I/O raises when a port goes away: pyserial's SerialException is an OSError, but some of its
+    # calls (reset_input_buffer on a vanished pty or unplugged adapter) let termios.error through.
+    SERIAL_IO_ERRORS: tuple[type[Exception], ...] = (OSError, termios.error)
+except ImportError:  # Windows
+    SERIAL_IO_ERRORS = (OSError,)
+
 
 class BusError(Exception):
     """A bus operation failed. Carries ``port``, ``motors`` (names) and ``register`` for the handler."""

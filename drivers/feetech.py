@@ -6,7 +6,7 @@ import time
 
 from . import feetech_protocol as proto
 from .bus import MotorBus, open_serial, read_available
-from .errors import BusError, BusTimeoutError, ChecksumError, MotorStatusError
+from .errors import SERIAL_IO_ERRORS, BusError, BusTimeoutError, ChecksumError, MotorStatusError
 from .tables import Reg, motor_model
 
 _MODEL_NUMBER = motor_model("sts3215").register(Reg.Model_Number)
@@ -25,12 +25,15 @@ class FeetechBus(MotorBus):
     def _close(self) -> None:
         try:
             self._serial.close()
-        except OSError:
+        except SERIAL_IO_ERRORS:
             pass
 
     def _flush(self) -> None:
-        self._serial.reset_input_buffer()
         self._rx.clear()
+        try:
+            self._serial.reset_input_buffer()
+        except SERIAL_IO_ERRORS as exc:
+            raise BusError(f"serial I/O failed: {exc}") from None
 
     # ------------------------------------------------------------------ hooks
     def _ping(self, motor_id: int) -> int:
@@ -56,7 +59,7 @@ class FeetechBus(MotorBus):
         """Send ``packet``; collect one status packet with ``n_params`` bytes from each of ``reply_ids``."""
         try:
             return self._exchange(packet, reply_ids, n_params)
-        except OSError as exc:  # pyserial's SerialException is an OSError: port unplugged, pty gone
+        except SERIAL_IO_ERRORS as exc:  # port unplugged, pty gone
             raise BusError(f"serial I/O failed: {exc}") from None
 
     def _exchange(self, packet: bytes, reply_ids: list[int], n_params: int) -> dict[int, bytes]:

@@ -13,8 +13,8 @@ from typing import Callable, Mapping, TypeVar
 
 from actsac.calibration.normalize import MotorCalibration, normalize, unnormalize
 
-from .bus import MotorBus, make_bus
-from .errors import BusError, RobotStateError
+from .bus import MotorBus, disconnect_all, make_bus
+from .errors import RobotStateError
 from .robots import RobotSpec
 from .tables import Reg, motor_model
 
@@ -158,15 +158,10 @@ class Robot:
         for bus in self.buses.values():
             try:
                 fn(bus)
-            except BusError:
+            except Exception:  # noqa: BLE001 (best effort: one bus's failure must not spare the others)
                 pass
 
     def _disconnect_all(self, raise_errors: bool = False) -> None:
-        first_error = None
-        for bus in self.buses.values():
-            try:
-                bus.disconnect(disable_torque=True)
-            except BusError as exc:
-                first_error = first_error or exc
+        first_error = disconnect_all(self.buses.values())
         if raise_errors and first_error is not None:
             raise first_error

@@ -14,6 +14,7 @@ Format (see robots/upper_body.toml)::
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -114,8 +115,8 @@ def parse_robot_toml(path: Path) -> RobotSpec:
         if joint not in names:
             raise steps.fail(joint, "no motor of that name")
         max_step[joint] = float(steps.get(joint, float))
-        if max_step[joint] <= 0:
-            raise steps.fail(joint, "must be positive")
+        if not 0 < max_step[joint] < math.inf:
+            raise steps.fail(joint, "must be positive and finite")
     return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step)
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -31,25 +32,32 @@ exit codes:
 """
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+        return [_finite(v) for v in text.replace(" ", "").split(",") if v]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of finite numbers") from None
 
 
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
         return value
 
     return parse
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -65,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--exec", dest="exec_mode", choices=("ensemble", "chunk"), default="ensemble",
                    help="ensemble: ACT temporal ensembling of every chunk covering a tick; chunk: run K steps "
                         "of each chunk open loop (default ensemble)")
-    p.add_argument("--ensemble-coeff", type=float, default=0.01,
+    p.add_argument("--ensemble-coeff", type=_finite, default=0.01,
                    help="ensembling weight exp(-m * i), i = 0 the oldest chunk (default 0.01)")
     p.add_argument("--n-action-steps", type=_positive(int), metavar="K",
                    help="chunk mode: steps of each chunk to execute (default: the chunk size)")

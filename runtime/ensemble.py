@@ -31,6 +31,9 @@ def _as_chunk(chunk, chunk_size: int, action_dim: int | None) -> np.ndarray:
     return chunk
 
 
+MAX_EXPONENT = 600.0  # exp(600) ~ 4e260: the weighted sums of actions stay far below the float64 limit
+
+
 class TemporalEnsembler:
     """ACT temporal ensembling, synchronous (``update``) or asynchronous (``add_chunk`` / ``action_at``).
 
@@ -42,8 +45,11 @@ class TemporalEnsembler:
     def __init__(self, coeff: float, chunk_size: int):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if not math.isfinite(coeff):
-            raise ValueError(f"coeff must be finite, got {coeff}")
+        # Weights reach exp(-coeff * (chunk_size - 1)) (that many chunks can cover one tick): keep it a float.
+        limit = MAX_EXPONENT / max(1, chunk_size - 1)
+        if not (math.isfinite(coeff) and abs(coeff) <= limit):
+            raise ValueError(f"coeff must be finite and within +-{limit:.3g} for chunk size {chunk_size} "
+                             f"(exp(-coeff * i) must not overflow), got {coeff}")
         self.coeff = float(coeff)
         self.chunk_size = int(chunk_size)
         self.reset()

@@ -47,11 +47,13 @@ class CommandFilter:
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
         self.max_step = np.asarray(max_step, dtype=np.float64)
-        if np.any(self.max_step <= 0):
-            raise ValueError("every max_step must be positive")
+        if not np.all((self.max_step > 0) & np.isfinite(self.max_step)):
+            raise ValueError("every max_step must be positive and finite")
         self.clamped_commands = 0  # ticks where any joint was clamped
 
     def apply(self, target: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(command, clamped). A joint whose target is not finite holds its previous command."""
+        target = np.where(np.isfinite(target), target, previous)
         command = np.clip(target, self.low, self.high)
         command = np.clip(command, previous - self.max_step, previous + self.max_step)
         clamped = bool(np.any(np.abs(command - target) > 1e-9))

@@ -8,6 +8,7 @@ it ends decides the exit code; every path goes through ``_safe_state`` (hold the
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -100,14 +101,14 @@ def _load_calibration(path: Path | None, spec, real_port: bool):
     from actsac.calibration import (CalibrationError, default_calibration_path, load_calibration,
                                     missing_calibration_message)
 
-    if path is None:
-        if not real_port:
-            return None
-        path = default_calibration_path(spec.name)
-        if not path.is_file():
-            raise UserError("refusing to enable torque without a calibration: "
-                            + missing_calibration_message(spec.name, path))
     try:
+        if path is None:
+            if not real_port:
+                return None
+            path = default_calibration_path(spec.name)
+            if not path.is_file():
+                raise UserError("refusing to enable torque without a calibration: "
+                                + missing_calibration_message(spec.name, path))
         return load_calibration(path, spec)
     except CalibrationError as exc:
         raise UserError(first_line(exc)) from None
@@ -115,7 +116,10 @@ def _load_calibration(path: Path | None, spec, real_port: bool):
 
 def _executor(cfg: RunConfig, chunk_size: int):
     if cfg.exec_mode == "ensemble":
-        return TemporalEnsembler(cfg.ensemble_coeff, chunk_size)
+        try:
+            return TemporalEnsembler(cfg.ensemble_coeff, chunk_size)
+        except ValueError as exc:
+            raise UserError(f"--ensemble-coeff {cfg.ensemble_coeff:g}: {exc}") from None
     if cfg.exec_mode == "chunk":
         k = cfg.n_action_steps or chunk_size
         if not 1 <= k <= chunk_size:
@@ -157,8 +161,8 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
             Path(cfg.record).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"--record {cfg.record}: cannot create the directory ({exc.strerror})") from None
-    if cfg.summary_json is not None and not Path(cfg.summary_json).parent.is_dir():
-        raise UserError(f"{cfg.summary_json}: directory {Path(cfg.summary_json).parent} does not exist")
+    if cfg.summary_json is not None:
+        _check_writable(Path(cfg.summary_json), "--summary-json")
     model = open_backend(cfg.backend, model_path, cfg.threads)
     infer = make_infer(model, metadata, cfg.stochastic, cfg.seed)
     log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
@@ -186,8 +190,21 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     if cfg.summary_json is not None:
         import json
 
-        atomic_write(cfg.summary_json, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+        try:
+            atomic_write(cfg.summary_json, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+        except OSError as exc:  # checked before the run; the file system may still change under it
+            raise UserError(f"--summary-json {cfg.summary_json}: not written ({exc.strerror or exc})") from None
     return summary
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse before the run, not after it, a file that could not be written."""
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {path}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"{option} {path}: directory {path.parent} is not writable")
 
 
 class _Session:
@@ -223,8 +240,17 @@ class _Session:
         except BusError as exc:
             self.robot.close()
             raise UserError(str(exc)) from None
+        restore = self._install_signals(stop)  # until the summary is made: a second Ctrl-C must not cut it short
+        try:
+            return self._run_connected(stop)
+        finally:
+            restore()
+
+    def _run_connected(self, stop: threading.Event) -> dict:
+        """Calibrate, prepare, torque on, loop; every way out goes through ``_safe_state``."""
+        from actsac.drivers.errors import BusError
+
         reason, code = "completed", EXIT_OK
-        restore = self._install_signals(stop)
         try:
             if self.calibration is not None:  # homing offsets and limits, written only where they differ
                 from actsac.calibration import apply_to_robot
@@ -233,9 +259,12 @@ class _Session:
                 if changed:
                     self.log(f"actsac-run: calibration written to the motors: {', '.join(sorted(changed))}")
             self._prepare()
-            self.robot.enable_torque()
-            self._set_bus_timing(bus_timeout_s(self.period_s), tick_budget_s(self.period_s))
-            ended = self.loop.run(stop, duration_s=self.cfg.duration_s)
+            if stop.is_set():  # asked to stop while preparing: never power the motors
+                ended = "stopped"
+            else:
+                self.robot.enable_torque()
+                self._set_bus_timing(bus_timeout_s(self.period_s), tick_budget_s(self.period_s))
+                ended = self.loop.run(stop, duration_s=self.cfg.duration_s)
             if ended == "stopped":
                 reason, code = f"interrupted ({self._signal or 'stop requested'})", EXIT_INTERRUPTED
         except SafetyStop as exc:
@@ -252,7 +281,6 @@ class _Session:
             safe = self._safe_state()
             if self.worker is not None:
                 self.worker.close()
-            restore()
         return self._finish(reason, code, safe)
 
     def _prepare(self) -> None:
@@ -312,21 +340,20 @@ class _Session:
             bus.timeout_s, bus.budget_s = timeout_s, budget_s
 
     def _safe_state(self) -> str:
-        """Hold the present pose for stop_hold_s, torque off, close. Returns what was reached, in words."""
-        from actsac.drivers.errors import BusError
-
+        """Hold the present pose for stop_hold_s, torque off, close. Returns what was reached, in words.
+        Any failure (not only a BusError) is noted and passed over: torque off must always be tried."""
         self._set_bus_timing(*self._patient_timing)
         notes = []
         if self.robot.state == "active" and self.cfg.safety.stop_hold_s > 0:
             try:
                 self.robot.write_goals(self.robot.read_positions())
                 time.sleep(self.cfg.safety.stop_hold_s)
-            except BusError as exc:
+            except Exception as exc:  # noqa: BLE001
                 notes.append(f"hold failed ({exc})")
         try:
             self.robot.close()
             notes.append("torque off")
-        except BusError as exc:
+        except Exception as exc:  # noqa: BLE001
             notes.append(f"TORQUE OFF FAILED: {exc}")
             self.log(f"actsac-run: WARNING: could not turn torque off: {exc}")
         return ", ".join(notes)

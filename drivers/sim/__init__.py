@@ -47,7 +47,10 @@ def simulate(spec: RobotSpec | str, *, wire_time: bool = True, faults: Faults | 
     robot = load_robot(spec) if isinstance(spec, (str, os.PathLike)) else spec
     options = dict(wire_time=wire_time, faults=faults, hand=_hand(hand), seed=seed)
     code = "from actsac.drivers.sim.server import child_main; child_main()"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # Its own session: a terminal's Ctrl-C goes to this process, which stops the robot through the simulator
+    # before stopping the simulator; the simulator must not die first.
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=True)
     try:
         proc.stdin.write(pickle.dumps((robot, options)))
         proc.stdin.flush()

@@ -37,10 +37,10 @@ joints = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_ro
 """
 
 
-def cli(*args, tmp_path, stdin=subprocess.DEVNULL):
+def cli(*args, tmp_path, stdin=subprocess.DEVNULL, **popen):
     env = dict(os.environ, ACTSAC_CALIBRATION_DIR=str(tmp_path / "cal"), PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "actsac.calibration.cli", *map(str, args)], stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
 def finish(proc, timeout_s=40):
@@ -216,6 +216,21 @@ def test_sigterm_during_recording_exits_with_torque_off_and_no_file(tmp_path, ro
     proc.send_signal(signal.SIGTERM)
     rc, out, err = lines.rest()
     assert rc == 130 and "interrupted: torque is off, nothing was saved" in err
+    assert not (tmp_path / "cal" / "so100_test").exists()
+
+
+def test_ctrl_c_in_a_terminal_during_recording(tmp_path, robot_toml):
+    """A terminal's Ctrl-C reaches the whole process group, the embedded simulator included: still one line."""
+    proc = cli("--robot", robot_toml, "--id", "arm", "--full-turn", "wrist_roll", tmp_path=tmp_path,
+               stdin=subprocess.PIPE, start_new_session=True)
+    lines = Lines(proc)
+    lines.until("middle of its range")
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    lines.until("whole range of motion")
+    os.killpg(proc.pid, signal.SIGINT)
+    rc, out, err = lines.rest()
+    assert rc == 130 and err == "interrupted: torque is off, nothing was saved\n"
     assert not (tmp_path / "cal" / "so100_test").exists()
 
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from actsac.drivers.bus import make_bus
-from actsac.drivers.errors import BusTimeoutError, ChecksumError, ConnectError, MotorStatusError
+from actsac.drivers.errors import BusError, BusTimeoutError, ChecksumError, ConnectError, MotorStatusError
 from actsac.drivers.robots import load_robot
 from actsac.drivers.sim import Faults, simulate
 
@@ -123,3 +123,18 @@ def test_hardware_error_bits_are_decoded(robot):
             with pytest.raises(MotorStatusError):
                 bus.read("Torque_Enable", "wrist_flex")
             assert bus.sync_read("Torque_Enable", ["wrist_roll"]) == {"wrist_roll": 0}
+
+
+@pytest.mark.parametrize("robot", FAMILIES)
+def test_a_vanished_port_is_a_bus_error(robot):
+    """An unplugged adapter or a dead simulator: the bus says so as a BusError naming the port (pyserial lets
+    termios.error through from some calls), and disconnect still closes the port."""
+    spec = load_robot(robot)
+    with simulate(spec) as ports:
+        bus = connected_bus(spec, ports)
+    with pytest.raises(BusError) as info:
+        bus.read("Present_Position", "gripper")
+    assert ports["main"] in str(info.value)
+    with pytest.raises(BusError):
+        bus.disconnect()
+    assert not bus.is_connected

@@ -68,6 +68,14 @@ def test_commands_are_clamped_to_the_joint_limits():
     worker.close()
 
 
+def test_a_joint_with_a_non_finite_target_holds_its_previous_command():
+    """The last line of defence: whatever produced it (a goal, a ramp), a NaN or inf never reaches a motor."""
+    command_filter = CommandFilter(np.full(3, -100.0), np.full(3, 100.0), np.full(3, 5.0))
+    command, clamped = command_filter.apply(np.array([np.nan, np.inf, 12.0]), np.array([1.0, 2.0, 10.0]))
+    np.testing.assert_array_equal(command, [1.0, 2.0, 12.0])
+    assert not clamped
+
+
 def test_nan_chunks_are_discarded_and_counted_and_the_last_command_holds():
     calls = []
 

@@ -140,3 +140,10 @@ def test_chunk_executor_drops_steps_already_served():
     assert ex.dropped_steps == 3
     assert ex.action_at(6)[0] == 3.0
     assert ex.action_at(7) is None
+
+
+def test_coefficients_whose_weights_would_overflow_are_refused():
+    TemporalEnsembler(-66.0, 10)  # exp(66 * 9) is still a float
+    for coeff in (-1000.0, 1000.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="must be finite and within"):
+            TemporalEnsembler(coeff, 10)
