@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -129,12 +130,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # SIGTERM like Ctrl-C while nothing is powered (loading, connecting, reporting); the run itself installs
+    # its own handlers, which stop the loop and go through the safe state.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = run(config_from_args(args), log=lambda line: print(line, flush=True))
     except UserError as exc:
         fail(str(exc), EXIT_USER_ERROR)
-    except KeyboardInterrupt:  # Ctrl-C before the loop started: nothing was powered
-        fail("interrupted before the run started", EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # before torque was enabled, or after the safe state was reached
+        fail("interrupted: the motors are not powered", EXIT_INTERRUPTED)
     if summary["exit_code"] != EXIT_OK:
         print(f"actsac-run: {summary['exit_reason']}", file=sys.stderr, flush=True)
     raise SystemExit(summary["exit_code"])
