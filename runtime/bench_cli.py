@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -272,8 +273,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
     return value
 
 
@@ -322,7 +323,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
     if unknown:
         p.error(f"--backends: unknown backend '{unknown[0]}' (one of {', '.join(BACKENDS)})")
     if args.compare:
-        if args.model or args.loop or args.bus:
+        if args.model or args.loop or args.bus or args.json or args.plot:
             p.error("--compare only reads result files: run it on its own")
         return
     if not (args.model or args.loop or args.bus):
@@ -340,9 +341,19 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--plot needs matplotlib, which is not installed here")
     if args.bus and importlib.util.find_spec("actsac.drivers.bench") is None:
         p.error("--bus: this actsac has no bus benchmark (actsac.drivers.bench)")
-    for out in (args.json, args.plot):
-        if out is not None and not out.parent.is_dir():
+    inputs = {path.resolve() for path in (args.model, args.loop_model, args.calibration, Path(args.robot))
+              if path is not None and path.is_file()}
+    for option, out in (("--json", args.json), ("--plot", args.plot)):
+        if out is None:
+            continue
+        if not out.parent.is_dir():
             p.error(f"{out}: directory {out.parent} does not exist")
+        if out.is_dir():
+            p.error(f"{option} {out}: is a directory, give a file name")
+        if out.resolve() in inputs:
+            p.error(f"{option} {out}: is an input of this run, it would be overwritten")
+    if args.json and args.plot and args.json.resolve() == args.plot.resolve():
+        p.error(f"--json and --plot both name {args.json}: give two different files")
 
 
 def main(argv=None) -> None:

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -221,14 +222,20 @@ def test_bus_cycle_on_the_simulator(tmp_path, capsys):
     (["{act}", "--backends", ","], "no backend given", 2),
     (["{act}", "--iters", "0"], "--iters: must be >= 1", 2),
     (["{act}", "--json", "{tmp}/no/such/dir/out.json"], "does not exist", 2),
+    (["{act}", "--json", "{tmp}"], "--json {tmp}: is a directory", 2),
+    (["{act}", "--plot", "{tmp}"], "--plot {tmp}: is a directory", 2),
+    (["{act}", "--json", "{tmp}/out", "--plot", "{tmp}/out"], "--json and --plot both name", 2),
     (["{tmp}/garbage.onnx"], "garbage.onnx: not a readable ONNX file", 1),
     (["--compare", "{tmp}/bad.json"], "bad.json: not valid JSON", 1),
     (["--compare", "{tmp}/other.json"], "other.json: not an actsac-bench result", 1),
     (["--compare", "{tmp}/missing.json"], "missing.json: cannot read it", 1),
     (["--compare", "{tmp}/bad.json", "--loop"], "--compare only reads result files", 2),
+    (["--compare", "{tmp}/bad.json", "--json", "{tmp}/out.json"], "--compare only reads result files", 2),
+    (["--compare", "{tmp}/bad.json", "--plot", "{tmp}/out.png"], "--compare only reads result files", 2),
     (["--plot", "{tmp}/x.png", "--loop"], "--plot draws the model latencies", 2),
     (["--loop", "--model", "{tmp}/missing.onnx"], "missing.onnx: no such file", 2),
     (["--loop", "--fps", "0"], "--fps: must be positive", 2),
+    (["--loop", "--duration", "inf"], "--duration: must be positive and finite", 2),
     (["--loop", "--robot", "nosuch"], "unknown robot 'nosuch'", 1),
     (["--bus", "--cycles", "0"], "--cycles: must be >= 1", 2),
     ([], "give a model to time, --loop, --bus or --compare", 2),
@@ -240,5 +247,21 @@ def test_mistakes_are_one_line_errors(actors, tmp_path, capsys, argv, message, c
     argv = [a.format(tmp=tmp_path, act=actors["act"]) for a in argv]
     exit_code, out, err = bench(argv, capsys)
     assert exit_code == code
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
-    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "no").exists()
+    assert err.count("\n") == 1 and err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "no").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["{model}", "--json", "{model}"], "--json"),
+    (["{model}", "--plot", "{link}"], "--plot"),  # a symlink to the model resolves to it
+    (["--loop", "--model", "{model}", "--json", "{model}"], "--json"),
+    (["--loop", "--calibration", "{model}", "--json", "{model}"], "--json"),
+])
+def test_an_output_never_overwrites_an_input(actors, tmp_path, capsys, argv, option):
+    model, link = tmp_path / "actor.onnx", tmp_path / "link.onnx"
+    shutil.copyfile(actors["act"], model)
+    link.symlink_to(model)
+    before = model.read_bytes()
+    code, _, err = bench([a.format(model=model, link=link) for a in argv], capsys)
+    assert code == 2 and err.startswith(f"error: {option} ") and "is an input of this run" in err, err
+    assert err.count("\n") == 1 and model.read_bytes() == before
