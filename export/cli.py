@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path,
                         help="ONNX file to write (default: beside the checkpoint, same stem, .onnx)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                        help=f"ONNX opset version (default {DEFAULT_OPSET}; 17 and up)")
+                        help=f"ONNX opset version (default {DEFAULT_OPSET}; 17 up to what the installed onnx knows)")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", default="fp32",
                            help="fp16 graph with fp32 inputs / outputs (for TensorRT and GPUs; verified at a "
@@ -65,8 +65,12 @@ def main(argv=None) -> None:
 def run(args: argparse.Namespace) -> None:
     checkpoint: Path = args.checkpoint
     out: Path = args.output or checkpoint.with_suffix(".onnx")
-    if args.opset < 17:
-        fail(f"--opset {args.opset}: the exporter needs opset 17 or newer", 2)
+    import onnx  # here, not at the top: --help stays fast
+
+    newest = onnx.defs.onnx_opset_version()
+    if not 17 <= args.opset <= newest:
+        fail(f"--opset {args.opset}: the exporter needs opset 17 or newer, and the installed onnx knows up to "
+             f"{newest}", 2)
     if not out.parent.is_dir():
         fail(f"{out}: directory {out.parent} does not exist")
     if out.is_dir():

@@ -156,6 +156,10 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
     if graph is not actor:
         log("graph: attention that cannot vary with the observation folded away (exact; verified below)")
     model = to_onnx(graph, batch, opset)
+    written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    if written != opset:  # the exporter falls back to another opset when it cannot convert to the one asked
+        raise ValueError(f"opset {opset} asked, the exporter wrote opset {written}; choose {written} or "
+                         f"{DEFAULT_OPSET} (the default)")
     strip_debug_info(model)
     model = CONVERT[precision](model)
     for key, value in metadata_props(metadata).items():

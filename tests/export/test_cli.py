@@ -126,6 +126,7 @@ def test_trt_without_tensorrt_exits_2_before_writing(tmp_path, capsys):
     (["--batch", "0"], "between 1 and 1024"),
     (["--batch", "many"], "not a positive integer or 'dynamic'"),
     (["--opset", "12"], "opset 17 or newer"),
+    (["--opset", "99"], "the installed onnx knows up to"),
     (["--int8", "--trt"], "drop --int8"),
     (["--int8", "--fp16"], "not allowed with argument"),
 ])

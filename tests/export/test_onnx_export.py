@@ -110,6 +110,14 @@ def test_int8_graph_quantises_the_weights(tmp_path):
     assert any("tolerance 1.0e-01" in line for line in lines)
 
 
+def test_an_opset_the_exporter_cannot_write_is_refused_not_replaced(tmp_path):
+    """Asked for an opset it cannot convert to, the exporter silently writes another: export refuses that."""
+    checkpoint = load_checkpoint(make_checkpoint(tmp_path, "mlp"))
+    with pytest.raises(ValueError, match="opset 99 asked, the exporter wrote opset"):
+        export_onnx(checkpoint, tmp_path / "m.onnx", opset=99, log=lambda line: None)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_failed_verification_leaves_nothing(tmp_path, monkeypatch):
     """A graph that computes something else than PyTorch (here: a reference shifted by 1e-3) is not written."""
     import actsac.export.onnx_export as onnx_export
