@@ -59,11 +59,23 @@ def save_checkpoint(path: str | os.PathLike, actor: Actor, extra: dict[str, Any]
         raise CheckpointError(str(exc)) from None
 
 
+def looks_like_a_checkpoint(path: Path) -> bool:
+    """Starts as torch.save's zip archive ("PK") or a bare pickle (protocol 2+: 0x80). Other bytes are not a
+    checkpoint at all, though torch's weights-only unpickler would call them an unsafe pickle."""
+    with open(path, "rb") as file:
+        head = file.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
+
+
 def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint dict, checked for the format tag and version; raises CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    if not looks_like_a_checkpoint(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -30,6 +30,7 @@ from .config import NormStats
 from .replay import Episode
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "episode_ends")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values become inf when converted for training
 
 
 class DemoError(ValueError):
@@ -44,8 +45,9 @@ def _normalise(actions: np.ndarray, stats: NormStats | None) -> np.ndarray:
 
 
 def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, action_stats: NormStats | None,
-                   observation_names: list[str] | None = None) -> list[Episode]:
-    """Episodes with actions in the normalised space; raises DemoError with a one-line message."""
+                   observation_names: list[str] | None = None, chunk_size: int | None = None) -> list[Episode]:
+    """Episodes with actions in the normalised space; raises DemoError with a one-line message. With
+    ``chunk_size`` (H), also refuses files from which ``SequenceReplay(H)`` could sample no chunk."""
     path = Path(path)
     if path.suffix == ".parquet" or path.is_dir():
         raise DemoError(f"{path}: LeRobot parquet datasets need pyarrow, which is not installed; "
@@ -53,22 +55,34 @@ def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, act
     if not path.is_file():
         raise DemoError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.ndarray):
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise DemoError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if isinstance(loaded, np.ndarray):
+        raise DemoError(f"{path}: a single .npy array, not an .npz archive of the documented layout")
     for key in REQUIRED:
         if key not in arrays:
             raise DemoError(f"{path}: missing array '{key}' (needs {', '.join(REQUIRED)})")
     obs, actions = arrays["observations"], arrays["actions"]
     rewards, terminals, ends = arrays["rewards"], arrays["terminals"], arrays["episode_ends"]
-    n = len(obs)
 
     def need(ok: bool, key: str, why: str) -> None:
         if not ok:
             raise DemoError(f"{path}: array '{key}' {why}")
 
+    def is_kind(key: str, *kinds: type) -> bool:
+        return any(np.issubdtype(arrays[key].dtype, kind) for kind in kinds)
+
+    for key in ("observations", "actions", "rewards"):
+        need(is_kind(key, np.integer, np.floating), key, f"has dtype {arrays[key].dtype}, expected real numbers")
+    need(is_kind("terminals", np.bool_, np.integer)
+         or (is_kind("terminals", np.floating) and bool(np.isin(terminals, (0.0, 1.0)).all())), "terminals",
+         f"has dtype {terminals.dtype}, expected bool, integer, or floats that are 0.0 / 1.0")
     need(obs.ndim == 2 and obs.shape[1] == state_dim, "observations", f"has shape {obs.shape}, expected (N, {state_dim})")
+    n = len(obs)
     need(actions.shape == (n, action_dim), "actions", f"has shape {actions.shape}, expected ({n}, {action_dim})")
     need(rewards.shape == (n,), "rewards", f"has shape {rewards.shape}, expected ({n},)")
     need(terminals.shape == (n,), "terminals", f"has shape {terminals.shape}, expected ({n},)")
@@ -78,14 +92,21 @@ def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, act
          f"must increase strictly from > 0 to N = {n} (got {ends[:3].tolist()} ... {ends[-1]})")
     for key in ("observations", "actions", "rewards"):
         need(bool(np.all(np.isfinite(arrays[key]))), key, "has NaN or infinite values")
+        need(bool(np.all(np.abs(arrays[key]) <= FLOAT32_MAX)), key,
+             f"has values beyond the float32 range (|x| > {FLOAT32_MAX:.3g})")
     if "observation_names" in arrays and observation_names is not None:
-        names = [str(s) for s in arrays["observation_names"]]
+        names = [str(s) for s in np.atleast_1d(arrays["observation_names"])]
         need(names == list(observation_names), "observation_names", f"is {names}, expected {observation_names}")
     terminals = terminals.astype(bool)
     starts = np.concatenate([[0], ends[:-1]])
     inner = terminals.copy()
     inner[ends - 1] = False
     need(not inner.any(), "terminals", f"is True inside an episode (index {int(np.argmax(inner))})")
+    if chunk_size is not None:  # a chunk from a time-limited episode needs the observation H steps after its start
+        longest = int(np.max(ends - starts))
+        need(bool(terminals[ends - 1].any()) or longest > chunk_size, "episode_ends",
+             f"has no episode long enough for a chunk of {chunk_size} steps (longest: {longest}; one that ends "
+             f"without a terminal needs at least {chunk_size + 1})")
     normalised = _normalise(actions, action_stats)
     return [Episode(obs[s:e].astype(np.float32), normalised[s:e], rewards[s:e].astype(np.float32), bool(terminals[e - 1]))
             for s, e in zip(starts, ends)]

@@ -34,6 +34,8 @@ class BCSchedule:
     def __post_init__(self) -> None:
         if self.kind not in BC_SCHEDULES:
             raise ValueError(f"bc schedule '{self.kind}' is not one of {', '.join(BC_SCHEDULES)}")
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise ValueError(f"bc_start and bc_end must be finite (got {self.start}, {self.end})")
         if self.kind == "exponential" and (self.start <= 0 or self.end <= 0):
             raise ValueError("bc schedule 'exponential' needs bc_start > 0 and bc_end > 0")
 

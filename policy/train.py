@@ -8,11 +8,15 @@ checkpoint of the best evaluated actor so far.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
+import math
+import signal
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +28,25 @@ from actsac.runtime.ensemble import ChunkExecutor
 from . import tasks
 from .actors import Actor, Normalizer, build_actor
 from .checkpoint import save_checkpoint
-from .config import ActionGroup, NormStats, PolicyConfig
+from .config import ActionGroup, ConfigError, NormStats, PolicyConfig
 from .demos import load_npz_demos
 from .replay import Episode, SequenceReplay, sample_batch
 from .sac import BCSchedule, SACLearner
 
 
-def _opt(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+def _opt(default, help: str, valid=None, **kw):
+    """A TrainConfig field: its option's help, argparse keywords, and ``valid``, a (test, requirement) pair that
+    ``TrainConfig.validate`` applies to the value (to each element of a tuple; None always passes)."""
+    return field(default=default, metadata={"help": help, "valid": valid, **kw})
+
+
+AT_LEAST_1 = (lambda v: v >= 1, "must be >= 1")
+AT_LEAST_0 = (lambda v: v >= 0, "must be >= 0")
+POSITIVE = (lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
+NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
+FRACTION = (lambda v: 0 < v <= 1, "must be in (0, 1]")
+FINITE = (math.isfinite, "must be a finite number")
+CONTROL_HZ = 30.0  # so100-reach's control rate (the simulator's servo dynamics are stepped at it)
 
 
 @dataclass
@@ -46,43 +61,69 @@ class TrainConfig:
     actor: str = _opt("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
     preset: str = _opt("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
                        choices=["small", "default"])
-    history: int | None = _opt(None, "observation window T > 1 for the history actor; unset: one observation")
-    chunk_size: int = _opt(10, "H: actions per chunk, also the critic's backup horizon")
-    steps: int = _opt(1500, "gradient updates in total (BC warm start included)")
+    history: int | None = _opt(None, "observation window T > 1 for the history actor; unset: one observation",
+                               AT_LEAST_1)
+    chunk_size: int = _opt(10, "H: actions per chunk, also the critic's backup horizon", AT_LEAST_1)
+    steps: int = _opt(1500, "gradient updates in total (BC warm start included)", AT_LEAST_1)
     seed: int = _opt(0, "seed of every random number generator")
     bc_only: bool = _opt(False, "behaviour cloning only: no critic, no online data")
     demos: str | None = _opt(None, "demonstrations .npz file (layout in actsac.policy.demos); unset: the "
                                    "task's scripted expert")
     out: str = _opt("model.pt", "checkpoint path; the metrics CSV and curve PNG are written next to it")
-    demo_episodes: int = _opt(48, "episodes of the scripted expert used as demonstrations")
-    n_envs: int = _opt(8, "environments stepped in lockstep for online data")
-    episode_s: float = _opt(2.0, "episode length in seconds (time limit, no terminal)")
-    n_goals: int = _opt(8, "size of the fixed, seeded goal set stored in the checkpoint")
-    success_tolerance: float = _opt(4.0, "success: every joint within this many user units of the goal")
+    demo_episodes: int = _opt(48, "episodes of the scripted expert used as demonstrations", AT_LEAST_1)
+    n_envs: int = _opt(8, "environments stepped in lockstep for online data", AT_LEAST_1)
+    episode_s: float = _opt(2.0, "episode length in seconds (time limit, no terminal)", POSITIVE)
+    n_goals: int = _opt(8, "size of the fixed, seeded goal set stored in the checkpoint", AT_LEAST_1)
+    success_tolerance: float = _opt(4.0, "success: every joint within this many user units of the goal",
+                                    NON_NEGATIVE)
     online_start: int = _opt(1000, "BC warm start: updates on demonstrations only, the actor trained by BC alone "
-                                  "(the critic already learns), before online collection and the SAC term start")
-    batch_size: int = _opt(128, "chunks per update (half demonstrations, half online once there are any)")
-    gamma: float = _opt(0.99, "discount per control tick")
-    tau: float = _opt(0.005, "Polyak rate of the target critics")
-    actor_lr: float = _opt(1e-3, "actor learning rate (Adam)")
-    critic_lr: float = _opt(1e-3, "critic learning rate (Adam)")
-    alpha_lr: float = _opt(3e-4, "temperature learning rate (Adam)")
-    n_critics: int = _opt(2, "critic ensemble size")
-    critic_hidden: tuple[int, ...] = _opt((256, 256), "critic MLP widths (LayerNorm after each)")
+                                  "(the critic already learns), before online collection and the SAC term start",
+                                  AT_LEAST_0)
+    batch_size: int = _opt(128, "chunks per update (half demonstrations, half online once there are any)",
+                           AT_LEAST_1)
+    gamma: float = _opt(0.99, "discount per control tick", FRACTION)
+    tau: float = _opt(0.005, "Polyak rate of the target critics", FRACTION)
+    actor_lr: float = _opt(1e-3, "actor learning rate (Adam)", POSITIVE)
+    critic_lr: float = _opt(1e-3, "critic learning rate (Adam)", POSITIVE)
+    alpha_lr: float = _opt(3e-4, "temperature learning rate (Adam)", POSITIVE)
+    n_critics: int = _opt(2, "critic ensemble size", AT_LEAST_1)
+    critic_hidden: tuple[int, ...] = _opt((256, 256), "critic MLP widths (LayerNorm after each)", AT_LEAST_1)
     q_aggregate: str = _opt("min", "how the actor and the backup combine the ensemble", choices=["min", "mean"])
-    init_temperature: float = _opt(0.01, "initial entropy temperature alpha")
-    target_entropy: float | None = _opt(None, "entropy target; unset: -0.5 * H * A")
+    init_temperature: float = _opt(0.01, "initial entropy temperature alpha", POSITIVE)
+    target_entropy: float | None = _opt(None, "entropy target; unset: -0.5 * H * A", FINITE)
     bc_loss: str = _opt("mse", "BC term: MSE of the deterministic chunk, or the demo chunk's NLL",
                         choices=["mse", "nll"])
     bc_schedule: str = _opt("linear", "decay of the BC weight", choices=["constant", "linear", "exponential"])
-    bc_start: float = _opt(1000.0, "BC weight at the first update (times mean |Q| with --bc-relative-to-q)")
-    bc_end: float = _opt(200.0, "BC weight at the end of the decay")
+    bc_start: float = _opt(1000.0, "BC weight at the first update (times mean |Q| with --bc-relative-to-q)",
+                           NON_NEGATIVE)
+    bc_end: float = _opt(200.0, "BC weight at the end of the decay", NON_NEGATIVE)
     bc_relative_to_q: bool = _opt(True, "scale the BC weight by the batch's mean |Q| (TD3+BC style)")
-    bc_decay_steps: int | None = _opt(None, "updates over which the BC weight decays; unset: --steps")
+    bc_decay_steps: int | None = _opt(None, "updates over which the BC weight decays; unset: --steps", AT_LEAST_1)
     threads: int = _opt(1, "torch intra-op threads (1 is fastest for the small preset on a busy 2-core "
-                           "machine; 0 keeps torch's default)")
-    eval_every: int = _opt(250, "updates between evaluations (one episode per goal, deterministic actor)")
+                           "machine; 0 keeps torch's default)", AT_LEAST_0)
+    eval_every: int = _opt(250, "updates between evaluations (one episode per goal, deterministic actor)",
+                           AT_LEAST_1)
     save_best: bool = _opt(True, "save the best evaluated actor instead of the last one")
+
+    def validate(self) -> None:
+        """Refuse a setting out of its range before any work, naming its option (ConfigError)."""
+        def refuse(name: str, message: str):
+            return ConfigError(f"--{name.replace('_', '-')}: {message}")
+
+        for f in fields(self):
+            value, valid = getattr(self, f.name), f.metadata.get("valid")
+            if valid is not None and value is not None:
+                test, requirement = valid
+                if not all(test(v) for v in (value if isinstance(value, (tuple, list)) else (value,))):
+                    raise refuse(f.name, f"{requirement} (got {value})")
+        ticks = int(round(self.episode_s * CONTROL_HZ))
+        if ticks < self.chunk_size:
+            raise refuse("episode_s", f"{self.episode_s:g} s is {ticks} ticks at {CONTROL_HZ:g} Hz, fewer than the "
+                                      f"chunk size {self.chunk_size}")
+        try:
+            BCSchedule(self.bc_schedule, self.bc_start, self.bc_end, self.bc_decay_steps or self.steps)
+        except ValueError as exc:
+            raise refuse("bc_schedule", str(exc)) from None
 
     def policy_config(self) -> PolicyConfig:
         """The actor for so100-reach: 12 observations, the 6 SO-100 joints, min/max stats from joint ranges."""
@@ -92,7 +133,7 @@ class TrainConfig:
             chunk_size=self.chunk_size, action_groups=[ActionGroup("arm", tasks.JOINTS, tasks.UNITS)],
             obs_stats=NormStats.min_max(obs_low, obs_high),
             action_stats=NormStats.min_max(tasks.JOINT_LOW, tasks.JOINT_HIGH),
-            control_hz=30.0, observation_names=list(tasks.OBSERVATION_NAMES))
+            control_hz=CONTROL_HZ, observation_names=list(tasks.OBSERVATION_NAMES))
 
 
 class ChunkRunner:
@@ -260,6 +301,7 @@ def write_curve_png(path: Path, rows: list[dict], title: str, sac_start: int | N
 
 def train(config: TrainConfig, progress: bool = True, log=None) -> TrainResult:
     """Run the whole training; ``log(line)`` (optional) receives a one-line summary when the updates start."""
+    config.validate()
     threads = torch.get_num_threads()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -286,7 +328,8 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
 
     if config.demos:
         demo_episodes = load_npz_demos(config.demos, policy_config.state_dim, policy_config.action_dim,
-                                       policy_config.action_stats, policy_config.observation_names)
+                                       policy_config.action_stats, policy_config.observation_names,
+                                       chunk_size=config.chunk_size)
     else:
         demo_episodes = expert_episodes(make_task(config.n_envs, config.seed + 3), config.demo_episodes,
                                         actor.action_norm)
@@ -355,15 +398,41 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
                        "wall_s": round(wall_s, 1), "saved_step": best["step"], "eval": best["metrics"],
                        "env_steps": collect.env_steps, "demo_transitions": len(offline),
                        "episode_s": eval_task.max_steps * eval_task.period_s}}
-    path = save_checkpoint(out, actor, extra=extra)
-    if rows:
+    if not all(torch.isfinite(p).all() for p in actor.parameters()):
+        raise TrainingError(f"training diverged: the actor saved at update {best['step']} has non-finite weights "
+                            f"(lower the learning rates or BC weight, or check the demonstrations); {out} not written")
+    with interrupts_ignored():  # a second Ctrl-C must not leave a new checkpoint beside the last run's curve
+        path = save_checkpoint(out, actor, extra=extra)
         csv_path, png_path = side_paths(out)
-        write_metrics_csv(csv_path, rows)
-        write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}, "
-                                        f"{'BC only' if config.bc_only else 'SAC + BC'}, seed {config.seed}",
-                        sac_start=None if config.bc_only else config.online_start)
+        if rows:
+            write_metrics_csv(csv_path, rows)
+            write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}, "
+                                            f"{'BC only' if config.bc_only else 'SAC + BC'}, seed {config.seed}",
+                            sac_start=None if config.bc_only else config.online_start)
+        else:  # stopped before the first evaluation: files of an earlier run must not pass for this one's
+            csv_path.unlink(missing_ok=True)
+            png_path.unlink(missing_ok=True)
     critic_params = None if config.bc_only else sum(p.numel() for p in learner.qf.parameters())
     return TrainResult(actor, path, rows, wall_s, interrupted, best, critic_params)
+
+
+class TrainingError(RuntimeError):
+    """Training produced nothing worth saving; the message says why and names the file not written."""
+
+
+@contextlib.contextmanager
+def interrupts_ignored():
+    """SIGINT / SIGTERM are ignored in the block: the run is ending anyway, and its files must be written whole
+    (main thread only; elsewhere signal handlers cannot be changed and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _progress(total: int, enabled: bool):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import types
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         meta = dict(f.metadata)
+        meta.pop("valid")  # TrainConfig.validate applies it
         kind = _field_type(f, hints)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
@@ -55,36 +57,46 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def check_out(out: Path, demos: str | None) -> None:
+    """The checkpoint can be written where asked: refused now rather than after the training."""
+    if str(out) in ("", ".") or out.is_dir():
+        fail(f"--out {out}: is a directory; give a file name such as model.pt", 2)
+    if demos is not None and out.resolve() == Path(demos).resolve():
+        fail(f"--out {out}: would overwrite the demonstrations (--demos); choose another name", 2)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {out}: cannot create directory {out.parent} ({exc.strerror})")
+    if not os.access(out.parent, os.W_OK):
+        fail(f"--out {out}: directory {out.parent} is not writable")
+
+
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop like Ctrl-C: past the start, the checkpoint is written
+    try:
+        run(build_parser().parse_args(argv))
+    except KeyboardInterrupt:  # outside the update loop, which turns Ctrl-C into a checkpoint
+        fail("interrupted before a checkpoint was written", 130)
+
+
+def run(args: argparse.Namespace) -> None:
     from .config import ConfigError
     from .demos import DemoError
-    from .sac import BCSchedule
-    from .train import TrainConfig, side_paths, train
+    from .train import TrainConfig, TrainingError, side_paths, train
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
     config = TrainConfig(**values)
     try:
-        BCSchedule(config.bc_schedule, config.bc_start, config.bc_end, config.bc_decay_steps or config.steps)
-    except ValueError as exc:
-        fail(f"--bc-schedule: {exc}", 2)
-    for name in ("steps", "batch_size", "n_envs", "eval_every", "demo_episodes", "n_goals", "chunk_size"):
-        if getattr(config, name) < 1:
-            fail(f"--{name.replace('_', '-')}: must be >= 1 (got {getattr(config, name)})", 2)
-    if config.history is not None and config.history < 1:
-        fail(f"--history: must be >= 1 (got {config.history})", 2)
-    out_dir = Path(config.out).parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"--out {config.out}: cannot create directory {out_dir} ({exc.strerror})")
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop like Ctrl-C: the checkpoint is still written
+        config.validate()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    check_out(Path(config.out), config.demos)
     try:
         result = train(config, progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr, flush=True))
-    except (DemoError, ConfigError, FileNotFoundError) as exc:
+    except (DemoError, ConfigError, FileNotFoundError, TrainingError) as exc:
         fail(str(exc).splitlines()[0])
-    except KeyboardInterrupt:  # outside the update loop, which turns Ctrl-C into a checkpoint
-        fail("interrupted before a checkpoint was written", 130)
+    except OSError as exc:  # writing the checkpoint or its side files
+        fail(f"--out {config.out}: not written ({exc.strerror or exc})")
     csv_path, png_path = side_paths(result.checkpoint)
     best = result.best.get("metrics", {})
     state = "interrupted, " if result.interrupted else ""

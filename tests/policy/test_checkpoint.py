@@ -1,6 +1,7 @@
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,8 +64,14 @@ def test_foreign_file(tmp_path):
         load_checkpoint(path)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="notes.txt"):
+    with pytest.raises(CheckpointError, match="notes.txt: not a PyTorch checkpoint"):
         load_checkpoint(text)
+    noise = tmp_path / "noise.pt"  # not an unsafe pickle, as torch's weights-only loader would call it
+    noise.write_bytes(np.random.default_rng(0).bytes(4096).replace(b"\x80", b"\x00", 1))
+    with pytest.raises(CheckpointError, match="neither torch.save's zip archive nor a pickle"):
+        load_checkpoint(noise)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint(tmp_path)
 
 
 def test_newer_format_version(saved):

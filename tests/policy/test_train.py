@@ -11,6 +11,7 @@ import torch
 from actsac.policy import build_actor, load_checkpoint, tasks
 from actsac.policy.actors import Normalizer
 from actsac.policy.demos import DemoError, load_npz_demos, save_npz_demos
+from actsac.policy.replay import SequenceReplay
 from actsac.policy.train import ChunkRunner, Collector, TrainConfig, evaluate, expert_episodes, train
 
 # A short run: small ACT actor, few updates; well under a minute on 2 busy cores.
@@ -124,7 +125,14 @@ def good_arrays(n=20):
     (lambda a: a["terminals"].__setitem__(3, True), r"array 'terminals' is True inside an episode \(index 3\)"),
     (lambda a: a["rewards"].__setitem__(0, np.nan), "array 'rewards' has NaN"),
     (lambda a: a.update(observation_names=np.array(["x"] * 12)), "array 'observation_names' is"),
-], ids=["missing", "actions-shape", "obs-shape", "ends-short", "ends-float", "inner-terminal", "nan", "names"])
+    (lambda a: a.update(observations=np.full((20, 12), "0.5")), "array 'observations' has dtype <U3, expected real"),
+    (lambda a: a.update(actions=np.zeros((20, 6), bool)), "array 'actions' has dtype bool, expected real numbers"),
+    (lambda a: a.update(rewards=np.zeros(20, complex)), "array 'rewards' has dtype complex128, expected real"),
+    (lambda a: a.update(terminals=np.full(20, 0.5)), r"array 'terminals' has dtype float64, expected bool, integer"),
+    (lambda a: a.update(terminals=np.full(20, "no")), "array 'terminals' has dtype <U2, expected bool"),
+    (lambda a: a.update(observations=np.full((20, 12), 1e39)), "array 'observations' has values beyond the float32"),
+], ids=["missing", "actions-shape", "obs-shape", "ends-short", "ends-float", "inner-terminal", "nan", "names",
+        "obs-str", "actions-bool", "rewards-complex", "terminals-half", "terminals-str", "obs-huge"])
 def test_bad_npz_files_give_one_line_errors(tmp_path, change, message):
     arrays = good_arrays()
     change(arrays)
@@ -145,6 +153,40 @@ def test_terminal_episodes_load_and_other_files_are_refused(tmp_path):
         load(tmp_path / "episode_000.parquet")
     with pytest.raises(DemoError, match="no such file"):
         load(tmp_path / "missing.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(DemoError, match="not a readable .npz"):
+        load(tmp_path / "empty.npz")
+
+
+@pytest.mark.parametrize("name", ["plain.npy", "renamed.npz"])
+def test_a_single_npy_array_is_refused(tmp_path, name):
+    with open(tmp_path / name, "wb") as f:
+        np.save(f, np.zeros((20, 12), np.float32))
+    with pytest.raises(DemoError) as info:
+        load(tmp_path / name)
+    assert str(info.value) == f"{tmp_path / name}: a single .npy array, not an .npz archive of the documented layout"
+
+
+def test_files_without_a_chunk_for_the_replay_are_refused(tmp_path):
+    stats = TrainConfig().policy_config().action_stats
+    arrays = good_arrays()
+    arrays["episode_ends"] = np.arange(1, 21)  # twenty one-step episodes
+    path = write_npz(tmp_path / "short.npz", **arrays)
+    assert len(load_npz_demos(path, 12, 6, stats)) == 20  # without a chunk size, only the layout is checked
+    with pytest.raises(DemoError, match=r"array 'episode_ends' has no episode long enough for a chunk of 10 steps "
+                                        r"\(longest: 1; one that ends without a terminal needs at least 11\)"):
+        load_npz_demos(path, 12, 6, stats, chunk_size=10)
+    arrays["episode_ends"] = np.array([10, 20])  # the replay also needs the observation after the chunk
+    with pytest.raises(DemoError, match=r"\(longest: 10;"):
+        load_npz_demos(write_npz(tmp_path / "ten.npz", **arrays), 12, 6, stats, chunk_size=10)
+    for ends, terminal in [([11, 20], None), ([1, 20], 0)]:  # one long enough, or one ending in a terminal
+        arrays.update(episode_ends=np.array(ends), terminals=np.zeros(20, np.int8))
+        if terminal is not None:
+            arrays["terminals"][terminal] = 1
+        replay = SequenceReplay(10)
+        for episode in load_npz_demos(write_npz(tmp_path / "ok.npz", **arrays), 12, 6, stats, chunk_size=10):
+            replay.add_episode(episode)
+        assert replay.n_starts > 0
 
 
 # ---------------------------------------------------------------------------------------------- the command
@@ -172,13 +214,48 @@ def test_cli_trains_from_a_demo_file_and_writes_all_outputs(tmp_path):
     (["--demos", "nowhere.npz"], "error: nowhere.npz: no such file"),
     (["--steps", "0"], "error: --steps: must be >= 1"),
     (["--bc-schedule", "exponential", "--bc-end", "0"], "error: --bc-schedule: bc schedule 'exponential' needs"),
-], ids=["missing-demos", "zero-steps", "bad-schedule"])
+    (["--episode-s", "nan"], "error: --episode-s: must be a finite number > 0 (got nan)"),
+    (["--episode-s", "0.2"], "error: --episode-s: 0.2 s is 6 ticks at 30 Hz, fewer than the chunk size 10"),
+    (["--gamma", "nan"], "error: --gamma: must be in (0, 1] (got nan)"),
+    (["--actor-lr", "-1"], "error: --actor-lr: must be a finite number > 0"),
+    (["--critic-hidden", "64", "0"], "error: --critic-hidden: must be >= 1 (got (64, 0))"),
+    (["--bc-start", "nan"], "error: --bc-start: must be a finite number >= 0"),
+    (["--target-entropy", "inf"], "error: --target-entropy: must be a finite number"),
+], ids=["missing-demos", "zero-steps", "bad-schedule", "episode-nan", "episode-short", "gamma-nan", "lr-negative",
+        "critic-width-0", "bc-nan", "entropy-inf"])
 def test_cli_user_errors_are_one_line(tmp_path, args, message):
     proc = run_cli(*args, "--out", str(tmp_path / "m.pt"))
     assert proc.returncode != 0
     assert proc.stderr.strip() == message or proc.stderr.strip().startswith(message), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_refuses_an_output_it_could_not_or_should_not_write(tmp_path):
+    expert_npz(tmp_path / "demos.npz", n_episodes=8)
+    for out, message in [(tmp_path, "is a directory"), (tmp_path / "demos.npz", "would overwrite the demonstrations")]:
+        proc = run_cli(*CLI_QUICK, "--demos", str(tmp_path / "demos.npz"), "--out", str(out))
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_diverged_actor_is_not_saved(tmp_path, monkeypatch):
+    """Weights that went non-finite (here: forced after the last update) are refused, not saved as a model."""
+    from actsac.policy import train as train_module
+
+    real_evaluate = train_module.evaluate
+
+    def evaluate_then_poison(actor, *args):
+        result = real_evaluate(actor, *args)
+        with torch.no_grad():
+            next(actor.parameters()).fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate_then_poison)
+    out = tmp_path / "model.pt"
+    with pytest.raises(train_module.TrainingError, match="training diverged: .* non-finite weights"):
+        train(TrainConfig(out=str(out), save_best=False, **{**QUICK, "steps": 20, "eval_every": 10}),
+              progress=False)
+    assert not out.exists()
 
 
 def test_ctrl_c_writes_the_checkpoint(tmp_path):
