@@ -78,36 +78,31 @@ def test_fixed_batch(tmp_path):
         session.run(None, {"observation": obs[:1]})
 
 
-def test_fp16_graph_keeps_fp32_inputs_and_outputs(tmp_path):
-    checkpoint, result, lines = export(tmp_path, "act", precision="fp16")
+def weights_are_fp16(model) -> bool:
+    return {init.data_type for init in model.graph.initializer if init.data_type in (1, 10)} == {
+        onnx.TensorProto.FLOAT16}
+
+
+def weights_are_int8(model) -> bool:
+    return (onnx.TensorProto.INT8 in {init.data_type for init in model.graph.initializer}
+            and bool({"DynamicQuantizeLinear", "MatMulInteger"} & {node.op_type for node in model.graph.node}))
+
+
+@pytest.mark.parametrize("precision, reduced, tolerance", [("fp16", weights_are_fp16, 2e-2),
+                                                            ("int8", weights_are_int8, 1e-1)])
+def test_reduced_precision_graph_keeps_fp32_inputs_and_outputs(tmp_path, precision, reduced, tolerance):
+    checkpoint, result, lines = export(tmp_path, "act", precision=precision)
     model = onnx.load(str(result.path))
-    float_types = {init.data_type for init in model.graph.initializer if init.data_type in (1, 10)}
-    assert float_types == {onnx.TensorProto.FLOAT16}
+    assert reduced(model)
     for value in [*model.graph.input, *model.graph.output]:
         assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     metadata = read_metadata(result.path)
-    assert metadata.precision == "fp16"
+    assert metadata.precision == precision
     obs = random_observations(metadata, 4, seed=3)
     got, want = session_runner(ort_session(result.path))(obs), torch_outputs(checkpoint.actor, obs)
-    np.testing.assert_allclose(got["action_mean"], want["action_mean"], rtol=0, atol=2e-2)
+    np.testing.assert_allclose(got["action_mean"], want["action_mean"], rtol=0, atol=tolerance)
     assert np.abs(got["action_mean"] - want["action_mean"]).max() > 0  # really reduced precision
-    assert any("tolerance 2.0e-02" in line for line in lines)
-
-
-def test_int8_graph_quantises_the_weights(tmp_path):
-    checkpoint, result, lines = export(tmp_path, "act", precision="int8")
-    model = onnx.load(str(result.path))
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} & {node.op_type for node in model.graph.node}
-    assert onnx.TensorProto.INT8 in {init.data_type for init in model.graph.initializer}
-    for value in [*model.graph.input, *model.graph.output]:
-        assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    metadata = read_metadata(result.path)
-    assert metadata.precision == "int8"
-    obs = random_observations(metadata, 4, seed=3)
-    got, want = session_runner(ort_session(result.path))(obs), torch_outputs(checkpoint.actor, obs)
-    np.testing.assert_allclose(got["action_mean"], want["action_mean"], rtol=0, atol=1e-1)
-    assert np.abs(got["action_mean"] - want["action_mean"]).max() > 0  # really reduced precision
-    assert any("tolerance 1.0e-01" in line for line in lines)
+    assert any(f"tolerance {tolerance:.1e}" in line for line in lines)
 
 
 def test_an_opset_the_exporter_cannot_write_is_refused_not_replaced(tmp_path):
