@@ -4,6 +4,17 @@ import signal
 import pytest
 
 
+# Prelude of a `python -c` script that runs robot-side code as on a robot computer: torch and onnx unimportable.
+BLOCK_TORCH_AND_ONNX = """
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx"):
+            raise ImportError(f"{name} is blocked: a robot computer has no {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
 @contextlib.contextmanager
 def deadline_guard(seconds: float):
     """Fail a test that runs longer than ``seconds`` with a clear message instead of hanging the suite."""

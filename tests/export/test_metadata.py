@@ -18,6 +18,8 @@ from actsac.export.metadata import METADATA_KEY, VERSION_KEY
 from actsac.export.verify import session_runner
 from actsac.files import file_sha256
 
+from tests.conftest import BLOCK_TORCH_AND_ONNX
+
 from .conftest import TASK
 
 
@@ -54,13 +56,7 @@ def test_action_to_robot_units_matches_the_graph(exported):
     assert metadata.action_to_robot_units(np.full(32, -1.0))[[0, 14, 20]].tolist() == [-100.0, -90.0, 0.0]
 
 
-BLOCKER = textwrap.dedent("""
-    import importlib.abc, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "onnx"):
-                raise ImportError(f"{name} is blocked: a robot computer has no {name}")
-    sys.meta_path.insert(0, Block())
+BLOCKER = BLOCK_TORCH_AND_ONNX + textwrap.dedent("""
     for blocked in ("torch", "onnx"):
         try:
             __import__(blocked)
@@ -79,7 +75,7 @@ BLOCKER = textwrap.dedent("""
 
 def test_robot_side_reads_metadata_without_torch_and_onnx(exported):
     checkpoint, result, _ = exported("history")
-    proc = subprocess.run([sys.executable, "-c", "import json\n" + BLOCKER, str(result.path)],
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, str(result.path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"joints": checkpoint.config.joint_names, "groups": ["arm", "torso", "hand"],

@@ -11,7 +11,7 @@ import pytest
 
 from actsac.runtime.bench_cli import SCHEMA, main
 from actsac.runtime.bench_model import onnx_flops
-from tests.conftest import so100_groups
+from tests.conftest import BLOCK_TORCH_AND_ONNX, so100_groups
 
 TASK = {"name": "so100-reach", "goals": [[0.0] * 6, [10.0, -10.0, 5.0, 0.0, 0.0, 50.0]], "goal_hold_s": 1.0,
         "success_tolerance": 5.0}
@@ -136,13 +136,7 @@ def test_flops_match_a_hand_count(actors):
     assert "MatMul/Gemm" in note and "unresolved" not in note
 
 
-BLOCKER = textwrap.dedent("""
-    import importlib.abc, json, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "onnx"):
-                raise ImportError(f"{name} is blocked: a robot computer has no {name}")
-    sys.meta_path.insert(0, Block())
+BLOCKER = BLOCK_TORCH_AND_ONNX + textwrap.dedent("""
     from actsac.runtime.bench_cli import main
     try:
         main(sys.argv[1:])
