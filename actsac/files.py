@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -29,6 +29,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def output_problem(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] = {}) -> str | None:
+    """Why a new file cannot be written at ``path`` (checked before long work, not after it), or None.
+    ``inputs`` names the files the run reads, e.g. {"the model": model_path}: an output must not replace one."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory; give a file name"
+    if not path.parent.is_dir():
+        return f"directory {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK):
+        return f"directory {path.parent} is not writable"
+    for name, source in inputs.items():
+        if source is not None and Path(source).is_file() and path.resolve() == Path(source).resolve():
+            return f"would overwrite {name}: it is an input of this run"
+    return None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import signal
 import sys
 import types
@@ -15,6 +14,7 @@ import typing
 from pathlib import Path
 
 from actsac._cli import fail
+from actsac.files import output_problem
 
 
 def _field_type(f: dataclasses.Field, hints: dict) -> type:
@@ -59,16 +59,14 @@ def _raise_interrupt(signum, frame):
 
 def check_out(out: Path, demos: str | None) -> None:
     """The checkpoint can be written where asked: refused now rather than after the training."""
-    if str(out) in ("", ".") or out.is_dir():
-        fail(f"--out {out}: is a directory; give a file name such as model.pt", 2)
-    if demos is not None and out.resolve() == Path(demos).resolve():
-        fail(f"--out {out}: would overwrite the demonstrations (--demos); choose another name", 2)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"--out {out}: cannot create directory {out.parent} ({exc.strerror})")
-    if not os.access(out.parent, os.W_OK):
-        fail(f"--out {out}: directory {out.parent} is not writable")
+    if not out.is_dir():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"--out {out}: cannot create directory {out.parent} ({exc.strerror})")
+    problem = output_problem(out, {"the demonstrations (--demos)": demos})
+    if problem:
+        fail(f"--out {out}: {problem}", 2)
 
 
 def main(argv=None) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from actsac import __version__
 from actsac._cli import UserError, fail
-from actsac.files import atomic_write, file_sha256
+from actsac.files import atomic_write, file_sha256, output_problem
 
 from .bench_model import BACKENDS, CPU_PROVIDERS, TIMED, bench_backend, cpu_peak_gflops, example_observation, onnx_flops
 
@@ -341,17 +341,12 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--plot needs matplotlib, which is not installed here")
     if args.bus and importlib.util.find_spec("actsac.drivers.bench") is None:
         p.error("--bus: this actsac has no bus benchmark (actsac.drivers.bench)")
-    inputs = {path.resolve() for path in (args.model, args.loop_model, args.calibration, Path(args.robot))
-              if path is not None and path.is_file()}
+    inputs = {"the model": args.model, "--model": args.loop_model, "--calibration": args.calibration,
+              "--robot": args.robot}
     for option, out in (("--json", args.json), ("--plot", args.plot)):
-        if out is None:
-            continue
-        if not out.parent.is_dir():
-            p.error(f"{out}: directory {out.parent} does not exist")
-        if out.is_dir():
-            p.error(f"{option} {out}: is a directory, give a file name")
-        if out.resolve() in inputs:
-            p.error(f"{option} {out}: is an input of this run, it would be overwritten")
+        problem = None if out is None else output_problem(out, inputs)
+        if problem:
+            p.error(f"{option} {out}: {problem}")
     if args.json and args.plot and args.json.resolve() == args.plot.resolve():
         p.error(f"--json and --plot both name {args.json}: give two different files")
 

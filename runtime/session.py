@@ -8,7 +8,6 @@ it ends decides the exit code; every path goes through ``_safe_state`` (hold the
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from actsac._cli import UserError, first_line
-from actsac.files import atomic_write
+from actsac.files import atomic_write, output_problem
 
 from .backends import ORT_THREADS, make_infer, open_backend
 from .controller import Controller
@@ -162,7 +161,9 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         except OSError as exc:
             raise UserError(f"--record {cfg.record}: cannot create the directory ({exc.strerror})") from None
     if cfg.summary_json is not None:
-        _check_writable(Path(cfg.summary_json), "--summary-json")
+        problem = output_problem(cfg.summary_json, {"--model": model_path, "--calibration": cfg.calibration})
+        if problem:
+            raise UserError(f"--summary-json {cfg.summary_json}: {problem}")
     model = open_backend(cfg.backend, model_path, cfg.threads)
     infer = make_infer(model, metadata, cfg.stochastic, cfg.seed)
     log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
@@ -195,16 +196,6 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         except OSError as exc:  # checked before the run; the file system may still change under it
             raise UserError(f"--summary-json {cfg.summary_json}: not written ({exc.strerror or exc})") from None
     return summary
-
-
-def _check_writable(path: Path, option: str) -> None:
-    """Refuse before the run, not after it, a file that could not be written."""
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise UserError(f"{option} {path}: directory {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise UserError(f"{option} {path}: directory {path.parent} is not writable")
 
 
 class _Session:
