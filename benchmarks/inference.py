@@ -74,8 +74,8 @@ def export_all(directory: Path, trt: bool) -> dict[str, dict]:
 def load_call(backend: str, onnx_path: Path, checkpoint: str, threads: int):
     """A zero-argument batch-1 inference on the middle of the normalisation range (from the ONNX metadata)."""
     from actsac.export import read_metadata
-    from actsac.export.latency import ort_session
     from actsac.export.verify import observation_range
+    from actsac.onnx_runtime import ort_session
 
     metadata = read_metadata(onnx_path)
     low, high = observation_range(metadata)
@@ -109,7 +109,7 @@ def load_call(backend: str, onnx_path: Path, checkpoint: str, threads: int):
 
 def serve(backend: str, onnx_path: str, checkpoint: str, threads: int) -> None:
     """Worker loop: read a count N on stdin, answer with N latency samples (ms) as one JSON line."""
-    from actsac.export.latency import time_calls
+    from actsac.timing import time_calls
 
     call = load_call(backend, Path(onnx_path), checkpoint, threads)
     time_calls(call, runs=1, warmup=20)

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from actsac._cli import fail, first_line
+from actsac.onnx_runtime import ORT_THREADS
 
-from .latency import ORT_THREADS
 from .metadata import DEFAULT_OPSET, MAX_BATCH
 from .verify import TOLERANCE, TRT_TOLERANCE
 

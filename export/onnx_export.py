@@ -23,10 +23,11 @@ from torch import nn
 
 from actsac import __version__
 from actsac.files import atomic_write, file_sha256
+from actsac.onnx_runtime import ORT_THREADS, ort_latency, ort_session
 from actsac.policy import Checkpoint, observation_shape
+from actsac.timing import LatencyStats
 
 from .fold import fold_for_inference
-from .latency import ORT_THREADS, LatencyStats, ort_latency, ort_session
 from .metadata import DEFAULT_OPSET, FORMAT_VERSION, INPUT_NAME, MAX_BATCH, ModelMetadata, metadata_props
 from .verify import (OUTPUTS, TOLERANCE, action_half_range, check, compare, run_batched, session_runner, tolerances,
                      verification_observations)

@@ -17,8 +17,9 @@ import numpy as np
 
 from actsac._cli import first_line
 from actsac.files import atomic_write
+from actsac.onnx_runtime import ort_session
+from actsac.timing import time_calls
 
-from .latency import ort_session, time_calls
 from .metadata import INPUT_NAME, MAX_BATCH, ModelMetadata
 from .verify import TRT_TOLERANCE, check, compare, run_batched, session_runner, tolerances, verification_observations
 

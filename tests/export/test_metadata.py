@@ -13,10 +13,10 @@ from onnx import helper
 
 from actsac import __version__
 from actsac.export import FORMAT_VERSION, MetadataError, ModelMetadata, read_metadata
-from actsac.export.latency import ort_session
 from actsac.export.metadata import METADATA_KEY, VERSION_KEY
 from actsac.export.verify import session_runner
 from actsac.files import file_sha256
+from actsac.onnx_runtime import ort_session
 
 from tests.conftest import BLOCK_TORCH_AND_ONNX
 
@@ -65,9 +65,9 @@ BLOCKER = BLOCK_TORCH_AND_ONNX + textwrap.dedent("""
         else:
             raise SystemExit(f"{blocked} was importable")
     from actsac.export import read_metadata
-    import actsac.export.latency, actsac.export.tensorrt, actsac.export.verify  # robot-side modules
+    import actsac.onnx_runtime, actsac.export.tensorrt, actsac.export.verify  # robot-side modules
     m = read_metadata(sys.argv[1])
-    actsac.export.latency.ort_latency(sys.argv[1], actsac.export.verify.verification_observations(m)[0][:1], runs=3)
+    actsac.onnx_runtime.ort_latency(sys.argv[1], actsac.export.verify.verification_observations(m)[0][:1], runs=3)
     assert not any(k.split(".")[0] in ("torch", "onnx") for k in sys.modules), "torch/onnx got imported"
     print(json.dumps({"joints": m.joint_names, "groups": [g["name"] for g in m.action_groups], "history": m.history}))
 """)

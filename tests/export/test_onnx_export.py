@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from actsac.export import read_metadata
-from actsac.export.latency import ort_session
 from actsac.export.onnx_export import export_onnx, torch_outputs
 from actsac.export.verify import OUTPUTS, VerificationError, observation_range, session_runner
+from actsac.onnx_runtime import ort_session
 from actsac.policy import load_checkpoint, observation_shape
 
 from .conftest import export, make_checkpoint

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from actsac.export import read_metadata
-from actsac.export.latency import ort_session
 from actsac.export.tensorrt import NEEDED, missing_tensorrt_reason
 from actsac.export.verify import session_runner
+from actsac.onnx_runtime import ort_session
 
 from .conftest import export, make_checkpoint
 from .test_cli import command

@@ -1,8 +1,7 @@
-"""Bus-cycle benchmark: one control tick's bus traffic (sync read Present_Position + sync write Goal_Position),
-timed per bus and for all buses at once, next to its wire-time floor (REFERENCE.md section 6).
-
-``run_bus_cycle`` backs ``actsac-bench --bus`` and ``benchmarks/bus_cycle.py``. Without a port it runs on the
-simulator (wire time emulated, so the overhead above the floor is the software's: client, pty, simulator).
+"""The bus-cycle benchmark (``actsac-bench --bus``): one control tick's bus traffic (sync read Present_Position
++ sync write Goal_Position), timed per bus and for all buses at once, next to its wire-time floor (REFERENCE.md
+section 6). Without a port it runs on the simulator (wire time emulated, so the overhead above the floor is
+the software's: client, pty, simulator).
 
 On a real port it is made safe, since writing goals to a powered arm could move it:
   * it runs only with torque OFF on every motor: a motor found with torque on stops the run before anything
@@ -10,48 +9,72 @@ On a real port it is made safe, since writing goals to a powered arm could move 
   * each cycle writes back exactly the positions it has just read, so a goal never differs from the pose;
   * after the first cycle it checks that torque is still off (some Feetech firmwares turn torque on when a
     goal is written); if not, it stops and turns torque off;
-  * every exit (end, error, Ctrl-C) disconnects with torque off.
+  * every exit (end, error, Ctrl-C, SIGTERM) disconnects with torque off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import signal
 import statistics
 import time
 from typing import Mapping
 
-from actsac._cli import UserError, first_line
+from actsac._cli import first_line
+from actsac.drivers import dynamixel_protocol as dxl
+from actsac.drivers import feetech_protocol as fts
+from actsac.drivers.bus import MotorBus, make_bus
+from actsac.drivers.errors import BusError, RobotSpecError
+from actsac.drivers.robots import BusSpec, RobotSpec, load_robot, parse_ports
+from actsac.drivers.tables import Reg, motor_model
 
-from . import dynamixel_protocol as dxl
-from . import feetech_protocol as fts
-from .bus import MotorBus, make_bus
-from .errors import BusError, RobotSpecError
-from .robots import BusSpec, RobotSpec, load_robot, parse_ports
-from .tables import Reg, motor_model
+from . import BenchError
 
 WARMUP_CYCLES = 50
 
 
-class TorqueIsOn(UserError):
+class TorqueIsOn(BenchError):
     """A motor had torque on before the benchmark wrote anything: refused, torque left as found."""
 
 
+def bench_bus(robots: list[str], port: str | None, cycles: int, *, wire_time: bool = True,
+              baudrate: int | None = None) -> dict:
+    """actsac-bench --bus: every robot measured and printed as one table. Returns the report's ``bus`` section:
+    the robot's result, or ``{"robots": [result, ...]}`` for several robots."""
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # unwinds through the benchmark's cleanup: torque off, ports closed
+
+    where = f"port {port}" if port else "the simulator"
+    print(f"bus cycle: {', '.join(robots)} on {where}, {cycles} cycles per bus", flush=True)
+    results = []
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        for robot in robots:
+            results.append(run_bus_cycle(robot, port=port, cycles=cycles, wire_time=wire_time, baudrate=baudrate))
+            print(format_bus_cycle(results[-1], header=len(results) == 1), flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return results[0] if len(results) == 1 else {"robots": results}
+
+
 def wire_floor_s(spec: BusSpec, fast_sync_read: bool = False, return_delay_s: float = 0.0) -> float:
-    """Seconds the cycle's bytes occupy the wire (10 bits per byte) plus the replying motors' return delays."""
+    """Seconds the cycle's bytes occupy the wire (10 bits per byte) plus the replying motors' return delays.
+    Register addresses and sizes come from the control table of the bus's motors (one sync read or write
+    addresses every motor of a bus at the same place)."""
     ids = [m.id for m in spec.motors]
     n = len(ids)
+    model = motor_model(spec.motors[0].model)
+    read, write = model.register(Reg.Present_Position), model.register(Reg.Goal_Position)
     if spec.family == "feetech":
-        size = 2
-        read = len(fts.sync_read(ids, 56, size)) + n * (fts.STATUS_OVERHEAD + size)
-        write = len(fts.sync_write(42, size, {i: 0 for i in ids}))
+        read_bytes = len(fts.sync_read(ids, read.address, read.size)) + n * (fts.STATUS_OVERHEAD + read.size)
+        write_bytes = len(fts.sync_write(write.address, write.size, {i: 0 for i in ids}))
     else:
-        size = 4
-        replies = 8 + n * (size + 4) if fast_sync_read else n * (dxl.STATUS_OVERHEAD + size)
-        read = len(dxl.sync_read(ids, 132, size, fast=fast_sync_read)) + replies
-        write = len(dxl.sync_write(116, size, {i: 0 for i in ids}))
+        replies = 8 + n * (read.size + 4) if fast_sync_read else n * (dxl.STATUS_OVERHEAD + read.size)
+        read_bytes = len(dxl.sync_read(ids, read.address, read.size, fast=fast_sync_read)) + replies
+        write_bytes = len(dxl.sync_write(write.address, write.size, {i: 0 for i in ids}))
     delays = return_delay_s * (1 if fast_sync_read else n)
-    return (read + write) * 10.0 / spec.baudrate + delays
+    return (read_bytes + write_bytes) * 10.0 / spec.baudrate + delays
 
 
 def _cycle(bus: MotorBus) -> None:
@@ -72,13 +95,13 @@ def measure_bus(bus: MotorBus, cycles: int, warmup: int = WARMUP_CYCLES) -> dict
     on = _torque_on(bus)
     if on:
         raise TorqueIsOn(f"port {bus.port}: torque is on for {', '.join(on)}; the bus benchmark runs with torque "
-                        "off only (turn it off first, supporting the arm)")
+                         "off only (turn it off first, supporting the arm)")
     _cycle(bus)
     on = _torque_on(bus)
     if on:
         bus.disable_torque()
-        raise UserError(f"port {bus.port}: writing Goal_Position turned torque on for {', '.join(on)} "
-                        "(firmware behaviour); stopped and turned torque off")
+        raise BenchError(f"port {bus.port}: writing Goal_Position turned torque on for {', '.join(on)} "
+                         "(firmware behaviour); stopped and turned torque off")
     for _ in range(warmup):
         _cycle(bus)
     times = []
@@ -100,7 +123,7 @@ def measure_bus(bus: MotorBus, cycles: int, warmup: int = WARMUP_CYCLES) -> dict
 def measure_robot(spec: RobotSpec, ports: Mapping[str, str], cycles: int, warmup: int = WARMUP_CYCLES) -> dict:
     """Every bus at once through Robot (one worker per bus): read all positions, write them back as goals.
     Runs after ``measure_bus`` has checked every bus (torque off)."""
-    from .robot import Robot
+    from actsac.drivers.robot import Robot
 
     robot = Robot(spec, ports)
     try:
@@ -123,15 +146,15 @@ def _ports(port: str | Mapping[str, str], spec: RobotSpec) -> dict[str, str]:
     try:
         return parse_ports(port, spec)
     except RobotSpecError as exc:
-        raise UserError(str(exc)) from None
+        raise BenchError(f"--port: {exc}") from None
 
 
 def _with_baudrate(spec: RobotSpec, baudrate: int) -> RobotSpec:
     for m in spec.motors:
         rates = motor_model(m.model).baud_rates.values()
         if baudrate not in rates:
-            raise UserError(f"baudrate {baudrate} is not a baud rate of {m.model} (motor {m.name}; one of "
-                            f"{', '.join(str(r) for r in sorted(rates))})")
+            raise BenchError(f"baudrate {baudrate} is not a baud rate of {m.model} (motor {m.name}; one of "
+                             f"{', '.join(str(r) for r in sorted(rates))})")
     return dataclasses.replace(spec, buses=tuple(dataclasses.replace(b, baudrate=baudrate) for b in spec.buses))
 
 
@@ -141,26 +164,26 @@ def run_bus_cycle(robot: str = "so100", port: str | Mapping[str, str] | None = N
 
     ``port`` None: the simulator (``wire_time`` emulates the baud rate); else a real robot (see the module doc
     for what is written and why it is safe). ``baudrate`` overrides every bus's baud rate. User mistakes and
-    bus failures raise ``UserError`` with one line. Returns a JSON-friendly dict: {"robot", "simulated",
-    "buses": [{"bus", "family", "motors", "baudrate", "fast_sync_read", "cycles", "p50_ms", "p99_ms",
-    "max_ms", "floor_ms", "overhead_p50_ms"}], "concurrent": {...} (robots with several buses only)}.
+    bus failures raise ``BenchError`` with one line. Returns a JSON-friendly dict: {"robot", "simulated",
+    "wire_time", "buses": [{"bus", "family", "motors", "baudrate", "fast_sync_read", "cycles", "p50_ms",
+    "p99_ms", "max_ms", "floor_ms", "overhead_p50_ms"}], "concurrent": {...} (robots with several buses only)}.
     """
     if cycles < 1:
-        raise UserError(f"cycles: must be >= 1, got {cycles}")
+        raise BenchError(f"cycles: must be >= 1, got {cycles}")
     try:
         spec = load_robot(robot)
     except RobotSpecError as exc:
-        raise UserError(str(exc)) from None
+        raise BenchError(str(exc)) from None
     if baudrate is not None:
         spec = _with_baudrate(spec, baudrate)
     try:
         return _run(spec, port, cycles, wire_time)
     except BusError as exc:
-        raise UserError(f"robot '{spec.name}': {first_line(exc)}") from exc
+        raise BenchError(f"robot '{spec.name}': {first_line(exc)}") from exc
 
 
 def _run(spec: RobotSpec, port, cycles: int, wire_time: bool) -> dict:
-    from .sim import simulate
+    from actsac.drivers.sim import simulate
 
     with contextlib.ExitStack() as stack:
         ports = stack.enter_context(simulate(spec, wire_time=wire_time)) if port is None else _ports(port, spec)

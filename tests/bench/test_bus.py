@@ -1,22 +1,20 @@
-"""actsac.drivers.bench: the bus-cycle benchmark on the simulator, and its safety rules on a "real" port
+"""actsac.bench.bus: the bus-cycle benchmark on the simulator, and its safety rules on a "real" port
 (a simulator port given explicitly takes the real-robot path)."""
 
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from actsac._cli import UserError
-from actsac.drivers.bench import run_bus_cycle, wire_floor_s
+from actsac.bench import BenchError
+from actsac.bench.bus import run_bus_cycle, wire_floor_s
 from actsac.drivers.bus import make_bus
 from actsac.drivers.robots import load_robot
 from actsac.drivers.sim import simulate
 from actsac.drivers.tables import Reg
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.drivers.conftest import deadline  # noqa: F401 (autouse: no bus test may hang)
 
 
 @pytest.mark.parametrize("robot", ["so100", "koch"])
@@ -70,7 +68,7 @@ def test_real_port_with_torque_on_is_refused_and_left_as_found():
         bus.connect()
         bus.enable_torque(["elbow_flex"])
         bus.disconnect(disable_torque=False)
-        with pytest.raises(UserError, match="torque is on for elbow_flex"):
+        with pytest.raises(BenchError, match="torque is on for elbow_flex"):
             run_bus_cycle("koch", port={"main": ports["main"]}, cycles=20)
         with make_bus(spec.buses[0], ports["main"]) as bus:
             assert bus.sync_read(Reg.Torque_Enable)["elbow_flex"] == 1  # not dropped by surprise
@@ -84,19 +82,20 @@ def test_real_port_with_torque_on_is_refused_and_left_as_found():
     (dict(robot="so100", port="arm=/dev/null"), "has no bus 'arm'"),
     (dict(robot="so100", cycles=0), "cycles: must be >= 1"),
 ])
-def test_mistakes_are_one_line_user_errors(kwargs, message):
-    with pytest.raises(UserError, match=message) as info:
+def test_mistakes_are_one_line_errors(kwargs, message):
+    with pytest.raises(BenchError, match=message) as info:
         run_bus_cycle(**kwargs)
     assert "\n" not in str(info.value)
 
 
 def test_cli_prints_the_table():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bus_cycle.py"), "--robot", "so100",
-                           "--cycles", "20"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "actsac.bench.cli", "--bus", "--robot", "so100", "--cycles", "20"],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    header, row = proc.stdout.strip().splitlines()
+    intro, header, row = proc.stdout.strip().splitlines()
+    assert intro.startswith("bus cycle: so100 on the simulator")
     assert header.split()[:3] == ["robot", "bus", "family"] and row.split()[:4] == ["so100", "main", "feetech", "6"]
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bus_cycle.py"), "--robot", "nosuch"],
+    proc = subprocess.run([sys.executable, "-m", "actsac.bench.cli", "--bus", "--robot", "nosuch"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stderr.startswith("error: unknown robot 'nosuch'")
     assert "Traceback" not in proc.stderr

@@ -1,4 +1,4 @@
-"""Batch-1 latency of an exported actor per backend, its FLOPs, and the machine's estimated peak.
+"""Batch-1 latency of an exported actor per backend, and its FLOPs.
 
 Each backend is timed through the object ``actsac-run`` itself uses (runtime/backends.py), asking for the
 ``action`` output as the deterministic loop does. Robot-side code: numpy and onnxruntime only. ``onnx`` (for
@@ -8,16 +8,17 @@ package is reported as skipped, with why.
 
 from __future__ import annotations
 
-import os
-import platform
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from actsac._cli import UserError, first_line
-from actsac.export.latency import time_calls
+from actsac._cli import first_line
+from actsac.files import file_sha256
+from actsac.timing import time_calls
+
+from . import BenchError
 
 BACKENDS = ("ort", "ort-cuda", "ort-trt", "trt", "torch")
 CPU = "CPUExecutionProvider"
@@ -47,6 +48,41 @@ class BackendResult:
         return out
 
 
+def time_model(model: Path, backends: list[str], threads: int, iters: int, warmup: int) -> tuple[dict, list]:
+    """Time ``model`` on each backend, printing a row per backend: (the report's ``model`` section and
+    ``backends`` entries, the raw results for the histogram). An unreadable model raises ``BenchError``."""
+    from actsac.export import MetadataError, read_metadata
+
+    try:
+        metadata = read_metadata(model)
+    except MetadataError as exc:
+        raise BenchError(str(exc)) from None
+    obs = example_observation(metadata)
+    flops, flops_note = onnx_flops(model)
+    print(f"actsac-bench: {model.name} ({metadata.actor}, chunk {metadata.chunk_size}), batch 1, "
+          f"{threads} thread(s), {warmup} warm-up + {iters} timed calls per backend", flush=True)
+    raw = []
+    for backend in backends:
+        result = bench_backend(backend, model, obs, threads, iters, warmup)
+        raw.append(result)
+        print(format_row(result.summary()), flush=True)
+    section = {"path": str(model), "sha256": file_sha256(model), "actor": metadata.actor,
+               "chunk_size": metadata.chunk_size, "action_dim": metadata.action_dim,
+               "observation_shape": list(metadata.observation_shape), "precision": metadata.precision,
+               "flops": flops, "flops_note": flops_note}
+    return {"model": section, "backends": [r.summary() for r in raw]}, raw
+
+
+def format_row(r: dict) -> str:
+    """One backend entry as a line: its latencies and provider, or its status and why."""
+    if r["status"] not in TIMED:
+        return f"  {r['backend']:9} {r['status']}: {r['note']}"
+    flag = "  FALLBACK: " if r["status"] == "fallback" else "  ("
+    note = f"{flag}{r['note']}{')' if r['status'] == 'ok' else ''}" if r["note"] else ""
+    return (f"  {r['backend']:9} p50 {r['p50_ms']:7.3f} ms  p90 {r['p90_ms']:7.3f}  p99 {r['p99_ms']:7.3f}  "
+            f"max {r['max_ms']:7.3f}  [{r['provider']}]{note}")
+
+
 def example_observation(metadata) -> np.ndarray:
     """A batch-1 observation in the middle of the normalisation range (zeros without stats)."""
     obs = np.zeros((1, *metadata.observation_shape), dtype=np.float32)
@@ -65,20 +101,20 @@ def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iter
         return bench_trt(model, obs, iters, warmup)
     if backend == "torch":
         return bench_torch(model, obs, threads, iters, warmup)
-    raise UserError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
+    raise BenchError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
 
 
 def bench_ort(model: Path, backend: str, obs: np.ndarray, threads: int, iters: int, warmup: int) -> BackendResult:
     """ONNX Runtime with actsac-run's session options; the provider asked for first, then the CPU."""
     import onnxruntime as ort
 
-    from .backends import OrtModel
+    from actsac.runtime.backends import OrtModel
 
     wanted = ORT_PROVIDERS[backend]
     try:
         session = OrtModel(model, threads).session  # the runtime's CPU session (threads, no spinning)
-    except UserError as exc:
-        return BackendResult(backend, "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a file it cannot load)
+        return BackendResult(backend, "failed", first_line(exc))
     available = ort.get_available_providers()
     if wanted != CPU:
         chain = [wanted] + (["CUDAExecutionProvider"] if backend == "ort-trt" and "CUDAExecutionProvider" in available
@@ -101,8 +137,7 @@ def bench_ort(model: Path, backend: str, obs: np.ndarray, threads: int, iters: i
 def bench_trt(model: Path, obs: np.ndarray, iters: int, warmup: int) -> BackendResult:
     """The TensorRT engine ``actsac-export --trt`` builds beside the .onnx, as ``actsac-run --backend trt``."""
     from actsac.export.tensorrt import missing_tensorrt_reason
-
-    from .backends import TrtModel
+    from actsac.runtime.backends import TrtModel
 
     reason = missing_tensorrt_reason()
     if reason:
@@ -123,15 +158,15 @@ def bench_torch(model: Path, obs: np.ndarray, threads: int, iters: int, warmup: 
         import torch  # noqa: F401
     except ImportError:
         return BackendResult("torch", "skipped", "PyTorch is not installed (normal on a robot computer)")
-    from .backends import TorchModel
+    from actsac.runtime.backends import TorchModel
 
     checkpoint = model.with_suffix(".pt")
     if not checkpoint.is_file():
         return BackendResult("torch", "skipped", f"no checkpoint {checkpoint.name} beside {model.name}")
     try:
         actor = TorchModel(model, threads)
-    except UserError as exc:
-        return BackendResult("torch", "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a checkpoint it cannot load)
+        return BackendResult("torch", "failed", first_line(exc))
     return _timed(BackendResult("torch", "ok", "eager, inference_mode", "torch-cpu"), lambda: actor(obs[0], OUTPUTS),
                   iters, warmup)
 
@@ -194,37 +229,3 @@ def _matmul_flops(node, a: list[int], b: list[int]) -> int:
     b = [*b, 1] if len(b) == 1 else b
     batch = int(np.prod(np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))))
     return 2 * batch * a[-2] * a[-1] * b[-1]
-
-
-def cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
-    """A rough fp32 peak: cores x clock x FMA width. Returns (GFLOP/s or None, how it was estimated)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None, f"unknown on {platform.system()}"
-    lines = info.splitlines()
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith(("flags", "Features"))), [])
-    ghz = _max_clock_ghz(lines)
-    if ghz is None:
-        return None, "no clock rate in cpufreq or /proc/cpuinfo"
-    if "avx512f" in flags:
-        per_cycle, isa = 64, "AVX-512 FMA"
-    elif "avx2" in flags and "fma" in flags:
-        per_cycle, isa = 32, "AVX2 FMA"
-    elif "asimd" in flags:
-        per_cycle, isa = 16, "NEON FMA"
-    else:
-        return None, "no known vector FMA flags"
-    cores = min(threads, os.cpu_count() or 1)
-    how = f"{cores} core(s) x {ghz:.2f} GHz x {per_cycle} fp32 FLOP/cycle ({isa}), an upper bound"
-    return cores * ghz * per_cycle, how
-
-
-def _max_clock_ghz(cpuinfo_lines: list[str]) -> float | None:
-    """The maximum clock from cpufreq (ARM boards have no MHz in /proc/cpuinfo), else the fastest core now."""
-    try:
-        return int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
-    except (OSError, ValueError):
-        pass
-    mhz = [float(line.split(":")[1]) for line in cpuinfo_lines if line.startswith("cpu MHz")]
-    return max(mhz) / 1e3 if mhz else None

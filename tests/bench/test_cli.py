@@ -9,15 +9,15 @@ import textwrap
 
 import pytest
 
-from actsac.runtime.bench_cli import SCHEMA, main
-from actsac.runtime.bench_model import onnx_flops
+from actsac.bench.cli import main
+from actsac.bench.model import onnx_flops
+from actsac.bench.report import SCHEMA
 from tests.conftest import BLOCK_TORCH_AND_ONNX, so100_groups
 
 TASK = {"name": "so100-reach", "goals": [[0.0] * 6, [10.0, -10.0, 5.0, 0.0, 0.0, 50.0]], "goal_hold_s": 1.0,
         "success_tolerance": 5.0}
 BACKEND_KEYS = {"backend", "status", "note", "provider", "iters", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
                 "achieved_gflops", "fraction_of_peak"}
-NO_BUS_BENCH = importlib.util.find_spec("actsac.drivers.bench") is None
 
 
 def small_config(actor: str):
@@ -137,7 +137,7 @@ def test_flops_match_a_hand_count(actors):
 
 
 BLOCKER = BLOCK_TORCH_AND_ONNX + textwrap.dedent("""
-    from actsac.runtime.bench_cli import main
+    from actsac.bench.cli import main
     try:
         main(sys.argv[1:])
     except SystemExit as exc:
@@ -179,7 +179,7 @@ def test_compare_prints_a_table(act_report, actors, tmp_path, capsys):
 
 def test_loop_on_the_simulator(actors, tmp_path):
     out = tmp_path / "loop.json"
-    proc = subprocess.run([sys.executable, "-m", "actsac.runtime.bench_cli", "--loop", "--model", str(actors["act"]),
+    proc = subprocess.run([sys.executable, "-m", "actsac.bench.cli", "--loop", "--model", str(actors["act"]),
                            "--duration", "1.5", "--fps", "50", "--no-realtime", "--json", str(out)],
                           capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr
@@ -193,10 +193,9 @@ def test_loop_on_the_simulator(actors, tmp_path):
     assert "jitter_p99_us" in proc.stdout and "safe" not in proc.stderr
 
 
-@pytest.mark.skipif(NO_BUS_BENCH, reason="actsac.drivers.bench (the bus-cycle benchmark) is not in this tree yet")
 def test_bus_cycle_on_the_simulator(tmp_path, capsys):
     out = tmp_path / "bus.json"
-    proc = subprocess.run([sys.executable, "-m", "actsac.runtime.bench_cli", "--bus", "--cycles", "40",
+    proc = subprocess.run([sys.executable, "-m", "actsac.bench.cli", "--bus", "--cycles", "40",
                            "--json", str(out)], capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
@@ -208,6 +207,35 @@ def test_bus_cycle_on_the_simulator(tmp_path, capsys):
     code, table, _ = bench(["--compare", out], capsys)
     row = next(line for line in table.splitlines() if line.startswith("bus main p50/p99 ms"))
     assert code == 0 and row.split()[-1] == f"{bus['p50_ms']:.3f}/{bus['p99_ms']:.3f}"
+
+
+def test_loop_options_of_actsac_run(actors, tmp_path):
+    """--exec chunk and --record as in actsac-run; --require-targets: exit 1 exactly when a target is missed."""
+    out, record = tmp_path / "loop.json", tmp_path / "record"
+    proc = subprocess.run([sys.executable, "-m", "actsac.bench.cli", "--loop", "--model", str(actors["act"]),
+                           "--duration", "1", "--fps", "50", "--no-realtime", "--exec", "chunk", "--record",
+                           str(record), "--require-targets", "--json", str(out)],
+                          capture_output=True, text=True, timeout=90)
+    loop = json.loads(out.read_text())["loop"]
+    met = all(t["met"] for t in loop["targets"].values())
+    assert loop["exit_code"] == 0 and proc.returncode == (0 if met else 1), proc.stderr
+    assert met or "missed a target" in proc.stderr
+    assert (record / "ticks.jsonl").is_file()
+
+
+def test_bus_cycle_of_several_robots(tmp_path, capsys):
+    out = tmp_path / "bus.json"
+    code, table, err = bench(["--bus", "--robot", "so100,koch", "--cycles", "20", "--no-wire-time", "--json", out],
+                             capsys)
+    assert code == 0, err
+    lines = table.splitlines()
+    assert lines[0].startswith("bus cycle: so100, koch on the simulator")
+    assert [line.split()[0] for line in lines[2:4]] == ["so100", "koch"]  # one table, one header
+    so100, koch = json.loads(out.read_text())["bus"]["robots"]
+    assert so100["robot"] == "so100" and koch["robot"] == "koch" and so100["wire_time"] is False
+    code, table, _ = bench(["--compare", out], capsys)
+    row = next(line for line in table.splitlines() if line.startswith("bus koch/main p50/p99 ms"))
+    assert code == 0 and row.split()[-1] == f"{koch['buses'][0]['p50_ms']:.3f}/{koch['buses'][0]['p99_ms']:.3f}"
 
 
 @pytest.mark.parametrize("argv, message, code", [
@@ -232,6 +260,11 @@ def test_bus_cycle_on_the_simulator(tmp_path, capsys):
     (["--loop", "--duration", "inf"], "--duration: must be positive and finite", 2),
     (["--loop", "--robot", "nosuch"], "unknown robot 'nosuch'", 1),
     (["--bus", "--cycles", "0"], "--cycles: must be >= 1", 2),
+    (["{act}", "--exec", "chunk"], "--exec is a --loop option", 2),
+    (["--loop", "--baudrate", "57600"], "--baudrate is a --bus option", 2),
+    (["--bus", "--no-wire-time", "--port", "/dev/null"], "--no-wire-time is for the simulator", 2),
+    (["--loop", "--robot", "so100,koch"], "several robots are for --bus", 2),
+    (["--bus", "--baudrate", "123"], "baudrate 123 is not a baud rate of sts3215", 1),
     ([], "give a model to time, --loop, --bus or --compare", 2),
 ])
 def test_mistakes_are_one_line_errors(actors, tmp_path, capsys, argv, message, code):

@@ -1,0 +1,49 @@
+"""ONNX Runtime CPU sessions as the robot runs them, in one place: actsac-run's ``OrtModel`` (and through it
+actsac-bench), actsac-export's verification and its latency print all take their session options from here.
+
+Foundation code: numpy and onnxruntime (imported when a session is made), nothing of the other actsac packages.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .timing import LatencyStats, time_calls
+
+ORT_THREADS = 2
+CPU = "CPUExecutionProvider"
+
+
+def cpu_session_options(threads: int = ORT_THREADS, *, spinning: bool = True):
+    """All graph optimisations, ``threads`` intra-op threads, one inter-op thread, errors-only logging.
+
+    ``spinning=False``: ORT's pool threads spin after each run by default; on a small CPU that steals the
+    control thread's (and the bus's) cores exactly when the next tick is due, so the control loop turns it off.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def ort_session(path: str | os.PathLike, threads: int = ORT_THREADS, *, spinning: bool = True):
+    """A CPU session on ``path`` with ``cpu_session_options``."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), cpu_session_options(threads, spinning=spinning), providers=[CPU])
+
+
+def ort_latency(path_or_session, observation: np.ndarray, runs: int = 50, warmup: int = 5,
+                threads: int = ORT_THREADS, outputs: list[str] | None = None) -> LatencyStats:
+    """Latency of one ``session.run`` on ``observation`` (with its batch dim), all outputs unless ``outputs``."""
+    session = path_or_session if hasattr(path_or_session, "run") else ort_session(path_or_session, threads)
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(observation, dtype=np.float32)}
+    return time_calls(lambda: session.run(outputs, feed), runs, warmup)
