@@ -16,8 +16,3 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
-
-
-def not_implemented(command: str) -> None:
-    print(f"{command}: not implemented yet", file=sys.stderr)
-    raise SystemExit(2)

@@ -1,16 +1,15 @@
-"""actsac.calibration: raw ticks <-> user units, LeRobot-format calibration files, and `actsac-calibrate`.
+"""actsac.calibration: LeRobot-format calibration files and `actsac-calibrate`.
 
-The runtime needs only ``load_calibration``, ``default_calibration_path`` and ``apply_calibration``; none of
-them imports torch. Submodules that touch the drivers import them lazily.
+The units (``actsac.drivers.units``) and the writes of offsets and limits to the motors
+(``actsac.drivers.homing``) are the drivers'; this package reads, checks and saves the files, and runs the
+interactive procedure. The runtime needs only ``load_calibration`` and ``default_calibration_path``; nothing
+here imports torch.
 """
 
 from .files import (CALIBRATION_DIR_ENV, CalibrationError, CalibrationMissingError, default_calibration_dir,
                     default_calibration_path, import_calibration, load_calibration, missing_calibration_message,
                     save_calibration)
-from .motors import apply_calibration, apply_to_robot
-from .normalize import NORM_MODES, MotorCalibration, normalize, unnormalize
 
-__all__ = ["MotorCalibration", "normalize", "unnormalize", "NORM_MODES", "CalibrationError",
-           "CalibrationMissingError", "missing_calibration_message", "load_calibration", "save_calibration",
-           "import_calibration", "default_calibration_dir", "default_calibration_path", "CALIBRATION_DIR_ENV",
-           "apply_calibration", "apply_to_robot"]
+__all__ = ["CalibrationError", "CalibrationMissingError", "missing_calibration_message", "load_calibration",
+           "save_calibration", "import_calibration", "default_calibration_dir", "default_calibration_path",
+           "CALIBRATION_DIR_ENV"]

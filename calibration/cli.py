@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="with --check: stop after this long instead of at ENTER")
     p.add_argument("--full-turn", action="append", metavar="JOINT",
-                   help="a joint without end stops, given the whole turn (repeatable; so100 default: wrist_roll)")
+                   help="a joint without end stops, given the whole turn (repeatable; default: the robot's "
+                        "full_turn motors, wrist_roll on so100 and koch)")
     return p
 
 
@@ -71,14 +72,9 @@ def main(argv=None) -> None:
             print(f"imported {args.import_file} -> {dest}")
             return
         calibration = load_calibration(dest, spec) if args.check else None
-        full_turn = args.full_turn
-        if full_turn is None:
-            from .procedure import FULL_TURN_JOINTS
-
-            full_turn = [j for j in FULL_TURN_JOINTS.get(spec.name, ()) if j in {m.name for m in spec.motors}]
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            _run(args, spec, dest, calibration, full_turn)
+            _run(args, spec, dest, calibration, args.full_turn)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (CalibrationError, RobotSpecError, BusError) as exc:
@@ -92,6 +88,7 @@ def main(argv=None) -> None:
 
 def _run(args, spec, dest: Path, calibration, full_turn) -> None:
     from actsac.drivers.bus import disconnect_all, make_bus
+    from actsac.drivers.errors import RobotSpecError
     from actsac.drivers.robots import parse_ports
 
     from .files import save_calibration
@@ -103,7 +100,10 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
               flush=True)
         ports_cm = simulate(spec, hand="sweep")
     else:
-        ports_cm = contextlib.nullcontext(parse_ports(args.port, spec))
+        try:
+            ports_cm = contextlib.nullcontext(parse_ports(args.port, spec))
+        except RobotSpecError as exc:
+            raise RobotSpecError(f"--port: {exc}") from None
     with ports_cm as ports:
         buses = [make_bus(b, ports[b.name], timeout_s=0.05, budget_s=1.0) for b in spec.buses]
         try:
@@ -129,8 +129,8 @@ def _check(buses, spec, calibration, duration_s: float | None) -> None:
     """Apply the file's calibration, then show every joint in its user unit until ENTER or --duration."""
     from actsac.drivers.tables import motor_model
 
-    from .motors import apply_calibration
-    from .normalize import normalize
+    from actsac.drivers.homing import apply_calibration
+    from actsac.drivers.units import normalize
     from .procedure import REFRESH_PERIOD_S, EnterWatcher, LiveTable
 
     for bus in buses:

@@ -16,16 +16,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Mapping
 
+from actsac.drivers.errors import CalibrationError
+from actsac.drivers.tables import motor_model
+from actsac.drivers.units import MotorCalibration
 from actsac.files import atomic_write
-
-from .normalize import MotorCalibration
 
 FIELDS = tuple(f.name for f in fields(MotorCalibration))  # id, drive_mode, homing_offset, range_min, range_max
 CALIBRATION_DIR_ENV = "ACTSAC_CALIBRATION_DIR"
-
-
-class CalibrationError(ValueError):
-    """A calibration file is missing or invalid; the message is one line naming the file, motor and field."""
 
 
 class CalibrationMissingError(CalibrationError):
@@ -52,24 +49,6 @@ def default_calibration_path(robot: str, robot_id: str = "default", root: str | 
         if not value or "/" in value or value in (".", ".."):
             raise CalibrationError(f"{label} '{value}' cannot name a calibration file")
     return Path(root if root is not None else default_calibration_dir()) / robot / f"{robot_id}.json"
-
-
-# ---------------------------------------------------------------------- limits from the control tables
-def offset_limit(model_name: str) -> int:
-    """Largest |Homing_Offset| the model's register can encode (STS3215: 2047, sign-magnitude with sign bit 11)."""
-    from actsac.drivers.tables import Reg, motor_model
-
-    model = motor_model(model_name)
-    reg = model.register(Reg.Homing_Offset)
-    if model.sign_encoding == "sign_magnitude":
-        return (1 << reg.sign_bit) - 1
-    return (1 << (8 * reg.size - 1)) - 1
-
-
-def resolution(model_name: str) -> int:
-    from actsac.drivers.tables import motor_model
-
-    return motor_model(model_name).resolution
 
 
 # ---------------------------------------------------------------------- parse / validate
@@ -116,11 +95,11 @@ def _parse_motor(entry, where: str, spec) -> MotorCalibration:
     if spec is not None:
         if cal.id != spec.id:
             raise CalibrationError(f"{where}: field 'id' is {cal.id} but the robot has this motor at ID {spec.id}")
-        limit = offset_limit(spec.model)
+        limit = motor_model(spec.model).homing_offset_limit
         if abs(cal.homing_offset) > limit:
             raise CalibrationError(f"{where}: field 'homing_offset' {cal.homing_offset} is outside what a "
                                    f"{spec.model} can store (-{limit}..{limit})")
-        top = resolution(spec.model) - 1
+        top = motor_model(spec.model).resolution - 1
         for key in ("range_min", "range_max"):
             if not 0 <= getattr(cal, key) <= top:
                 raise CalibrationError(f"{where}: field '{key}' {getattr(cal, key)} is outside 0..{top} ticks")

@@ -13,16 +13,13 @@ import threading
 import time
 from typing import Callable, Sequence, TextIO
 
-from .files import CalibrationError
-from .motors import half_turn_offsets, write_limits
-from .normalize import MotorCalibration
+from actsac.drivers.errors import CalibrationError
+from actsac.drivers.homing import half_turn_offsets, write_limits
+from actsac.drivers.units import MotorCalibration
 
 SAMPLE_PERIOD_S = 0.02
 REFRESH_PERIOD_S = 0.1
 MIN_RANGE_TICKS = 20  # a joint that moved less than this was not swept: refuse rather than save a useless range
-
-# Joints that turn without an end stop get the whole turn (LeRobot does the same for the SO-100's wrist_roll).
-FULL_TURN_JOINTS = {"so100": ("wrist_roll",), "so101": ("wrist_roll",), "koch": ("wrist_roll",)}
 
 
 class EnterWatcher:
@@ -125,10 +122,16 @@ def record_ranges(buses: Sequence, done: Callable[[], bool], on_sample: Callable
         time.sleep(max(0.0, period_s - (time.monotonic() - start)))
 
 
-def calibrate(buses: Sequence, enter: EnterWatcher, out: TextIO, full_turn: Sequence[str] = (),
+def calibrate(buses: Sequence, enter: EnterWatcher, out: TextIO, full_turn: Sequence[str] | None = None,
               in_place: bool | None = None) -> dict[str, MotorCalibration]:
-    """The whole flow on connected buses; returns the calibration (nothing is saved here)."""
+    """The whole flow on connected buses; returns the calibration (nothing is saved here).
+
+    Joints in ``full_turn`` (default: the motors the robot definition marks ``full_turn``) turn without end
+    stops and get the whole turn, as LeRobot does for the SO-100's wrist_roll.
+    """
     motor_specs = {name: spec for bus in buses for name, spec in bus.motors.items()}
+    if full_turn is None:
+        full_turn = [name for name, spec in motor_specs.items() if spec.full_turn]
     unknown = [j for j in full_turn if j not in motor_specs]
     if unknown:
         raise CalibrationError(f"full-turn joint '{unknown[0]}' is not a motor of this robot")

@@ -98,6 +98,11 @@ class MotorBus:
     def __exit__(self, *exc) -> None:
         self.disconnect()
 
+    def set_timing(self, timeout_s: float, budget_s: float) -> None:
+        """Per-try reply timeout and the budget of all tries of one operation (the robot tightens them to fit
+        a control tick while a loop runs, and restores the patient defaults around it)."""
+        self.timeout_s, self.budget_s = timeout_s, budget_s
+
     # ------------------------------------------------------------------ register access
     def read(self, register: str, motor: str) -> int:
         """Read one register of one motor (acknowledged), decoded to a signed integer."""

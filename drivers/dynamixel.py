@@ -55,6 +55,7 @@ class DynamixelBus(MotorBus):
         self._packets = sdk.PacketHandler(2.0)
         self._sync_reads: dict[tuple, sdk.GroupSyncRead] = {}
         self._sync_writes: dict[tuple, sdk.GroupSyncWrite] = {}
+        self._port: _PortHandler | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self) -> None:
@@ -91,10 +92,14 @@ class DynamixelBus(MotorBus):
         return out
 
     # ------------------------------------------------------------------ hooks
+    def set_timing(self, timeout_s: float, budget_s: float) -> None:
+        super().set_timing(timeout_s, budget_s)
+        if self._port is not None:
+            self._port.timeout_ms = timeout_s * 1e3
+
     def _begin(self) -> None:
-        """Before each try: the SDK must not think the port is still busy, and timeout_s may have changed."""
+        """Before each try: the SDK must not think the port is still busy (an earlier try may have failed)."""
         self._port.is_using = False
-        self._port.timeout_ms = self.timeout_s * 1e3
 
     def _ping(self, motor_id: int) -> int:
         self._begin()

@@ -16,7 +16,7 @@ HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
 STATUS = 0x55
 STATUS_OVERHEAD = 11  # header 4, ID, LEN 2, INST, ERR, CRC 2
-MAX_ID = 0xFC
+MAX_ID = 0xFC  # the highest ID a servo can have
 
 
 class Inst(enum.IntEnum):
@@ -47,8 +47,10 @@ class ResultError(enum.IntEnum):
 
 
 ALERT = 0x80  # error byte bit 7: the motor has a hardware error (details in Hardware_Error_Status)
-RESULT_WORDS = {1: "result fail", 2: "instruction error", 3: "CRC error", 4: "data range error",
-                5: "data length error", 6: "data limit error", 7: "access error"}
+RESULT_WORDS = {ResultError.RESULT_FAIL: "result fail", ResultError.INSTRUCTION: "instruction error",
+                ResultError.CRC: "CRC error", ResultError.DATA_RANGE: "data range error",
+                ResultError.DATA_LENGTH: "data length error", ResultError.DATA_LIMIT: "data limit error",
+                ResultError.ACCESS: "access error"}
 HARDWARE_ERROR_BITS = {0x01: "input voltage", 0x04: "overheat", 0x08: "motor encoder", 0x10: "electrical shock",
                        0x20: "overload"}
 
@@ -178,7 +180,3 @@ def decode_errors(error: int, hardware_status: int | None = None) -> list[str]:
         else:
             words.append("hardware alert")
     return words
-
-
-def decode_hardware_errors(status_bits: int) -> list[str]:
-    return [w for bit, w in HARDWARE_ERROR_BITS.items() if status_bits & bit]

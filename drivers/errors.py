@@ -67,6 +67,10 @@ class ConnectError(BusError):
     """The bus could not be brought up: port missing or busy, a motor missing or of the wrong model."""
 
 
+class CalibrationError(ValueError):
+    """A calibration is invalid (a file, or values a motor cannot store); one line naming the file, motor, field."""
+
+
 class RobotSpecError(ValueError):
     """A robot definition (TOML file or built-in name) is invalid; the message names the file and the field."""
 

@@ -13,6 +13,7 @@ from .tables import le_bytes, le_int  # noqa: F401  (re-exported for the family 
 
 HEADER = b"\xff\xff"
 BROADCAST_ID = 0xFE
+MAX_ID = 0xFD  # the highest ID a servo can have
 STATUS_OVERHEAD = 6  # FF FF ID LEN ERR ... CHK
 
 

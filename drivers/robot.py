@@ -1,29 +1,48 @@
-"""A robot: every bus of a ``RobotSpec``, driven concurrently, speaking user units through a calibration.
+"""The robot as one hardware component (ros2_control's idea, STYLE.md): its parts, their lifecycle, user units.
 
-One worker thread per bus, so a composite robot's read or write costs its slowest bus, not the sum of all
-(pyserial releases the GIL while it waits for bytes). Hardware states (STYLE.md):
-disconnected -> connected (torque off, reads allowed) -> active (torque on, goal writes allowed); every exit
-(``disconnect``, ``with`` block end, an error in ``connect``) turns torque off.
+    robot = Robot(spec, ports, calibration)
+    robot.connect()                 # ports open, every motor answered, torque off
+    robot.configure(period_s)       # the calibration written where the motors differ; bus timing for the period
+    robot.activate()                # hold the present pose, torque on
+    ... read_positions() / write_goals() ...
+    robot.safe_stop(hold_s)         # hold, then torque off on every motor of every bus whatever failed; closed
+
+Its parts are its motor buses, one worker thread per bus, so a composite robot's read or write costs its
+slowest bus, not the sum of all (pyserial releases the GIL while it waits for bytes). Cameras and motor-health
+reads belong here too, as more parts opened in ``connect`` and released in ``safe_stop``; the runtime never
+reaches past this class to a ``MotorBus``. Hardware states: disconnected -> connected (torque off, reads
+allowed) -> active (torque on, goal writes allowed); every exit (``safe_stop``, ``disconnect``, a ``with``
+block's end, an error in ``connect``) turns torque off.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Mapping, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
-from actsac.calibration.normalize import MotorCalibration, normalize, unnormalize
+import time
+
+import numpy as np
 
 from .bus import MotorBus, disconnect_all, make_bus
 from .errors import RobotStateError
+from .homing import apply_calibration
 from .robots import RobotSpec
 from .tables import Reg, motor_model
+from .units import MotorCalibration, normalize, unnormalize
 
 T = TypeVar("T")
 
 
+def loop_bus_timing(period_s: float) -> tuple[float, float]:
+    """(per-try reply timeout on top of the wire time, budget of all tries) so a retried bus operation still
+    fits in one control tick; connecting and stopping keep the drivers' more patient defaults."""
+    return min(0.02, max(0.003, 0.3 * period_s)), 0.5 * period_s
+
+
 class Robot:
     """``Robot(spec, {"main": "/dev/ttyACM0"}, calibration)``; without a calibration each motor's
-    ``sim_calibration`` is used (a simulated robot works out of the box)."""
+    ``sim_calibration`` gives the units and nothing is written (a simulated robot works out of the box)."""
 
     def __init__(self, spec: RobotSpec, ports: Mapping[str, str],
                  calibration: Mapping[str, MotorCalibration] | None = None, **bus_options):
@@ -41,6 +60,9 @@ class Robot:
         self._bus_of = {m.name: b.name for b in spec.buses for m in b.motors}
         self._mode = {m.name: m.norm_mode for m in spec.motors}
         self._resolution = {m.name: motor_model(m.model).resolution for m in spec.motors}
+        self._to_write = dict(calibration) if calibration else None  # what configure() writes to the motors
+        self._patient_timing = {name: (bus.timeout_s, bus.budget_s) for name, bus in self.buses.items()}
+        self._loop_timing: tuple[float, float] | None = None
         self._pool = ThreadPoolExecutor(len(self.buses), "bus") if len(self.buses) > 1 else None
         self.state = "disconnected"
 
@@ -78,6 +100,46 @@ class Robot:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
 
+    def configure(self, period_s: float | None = None) -> dict[str, dict[str, int]]:
+        """Write the calibration's homing offsets and limits where the motors differ (torque off; EEPROM is
+        written only when needed), and with ``period_s`` size the bus timing that ``activate`` switches to.
+        Returns ``{register: {motor: value}}`` of what was written."""
+        self._require("connected")
+        self._loop_timing = None if period_s is None else loop_bus_timing(period_s)
+        if self._to_write is None:
+            return {}
+        merged: dict[str, dict[str, int]] = {}
+        for bus in self.buses.values():
+            for register, values in apply_calibration(bus, self._to_write).items():
+                merged.setdefault(register, {}).update(values)
+        return merged
+
+    def activate(self) -> None:
+        """Torque on holding the present pose; from now on each bus operation fits the configured period."""
+        self.enable_torque()
+        if self._loop_timing is not None:
+            for bus in self.buses.values():
+                bus.set_timing(*self._loop_timing)
+
+    def safe_stop(self, hold_s: float = 0.0) -> str:
+        """Hold the present pose for ``hold_s`` (when active), then torque off and close. Never raises: any
+        failure is noted and passed over, torque off is always tried. Returns what was reached, in words."""
+        for name, bus in self.buses.items():
+            bus.set_timing(*self._patient_timing[name])
+        notes = []
+        if self.state == "active" and hold_s > 0:
+            try:
+                self.write_goals(self.read_positions())
+                time.sleep(hold_s)
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"hold failed ({exc})")
+        try:
+            self.close()
+            notes.append("torque off")
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"TORQUE OFF FAILED: {exc}")
+        return ", ".join(notes)
+
     def enable_torque(self) -> None:
         """Hold the present pose (goal := present position), then turn torque on everywhere: no jump."""
         self._require("connected", "active")
@@ -113,6 +175,12 @@ class Robot:
         self.write_raw(Reg.Goal_Position, {
             name: int(unnormalize(value, self.calibration[name], self._mode[name], self._resolution[name]))
             for name, value in goals.items()})
+
+    def joint_limits(self, joints: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) user-unit arrays: each joint's calibrated range [range_min, range_max] in its unit."""
+        ends = np.array([[float(normalize(v, self.calibration[j], self._mode[j], self._resolution[j]))
+                          for v in (self.calibration[j].range_min, self.calibration[j].range_max)] for j in joints])
+        return ends.min(axis=1), ends.max(axis=1)
 
     def read_raw(self, register: str) -> dict[str, int]:
         """One register of every motor, raw ticks (calibration tools use this)."""

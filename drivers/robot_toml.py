@@ -6,6 +6,7 @@ Format (see robots/upper_body.toml)::
     [[buses]]
     name = "arm"; family = "dynamixel"; baudrate = 1000000
     motors = [{name = "arm_0", id = 1, model = "xm430-w350", norm_mode = "degrees", sim_range = [1025, 3071]}]
+    # a motor may add full_turn = true: a joint without end stops, which calibration gives the whole turn
     [[groups]]
     name = "arm"; joints = ["arm_0"]
     [max_step]          # optional: max command change per tick, user units
@@ -18,8 +19,9 @@ import math
 import sys
 from pathlib import Path
 
-from actsac.calibration.normalize import NORM_MODES, MotorCalibration
+from actsac.drivers.units import NORM_MODES, MotorCalibration
 
+from . import dynamixel_protocol, feetech_protocol
 from .errors import RobotSpecError
 from .robots import BusSpec, MotorSpec, RobotSpec
 from .tables import FAMILIES, MODELS
@@ -29,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MAX_ID = {"feetech": 253, "dynamixel": 252}
+MAX_ID = {"feetech": feetech_protocol.MAX_ID, "dynamixel": dynamixel_protocol.MAX_ID}
 
 
 class _Fields:
@@ -67,8 +69,9 @@ class _Fields:
 
 
 def _kind_name(kind) -> str:
-    return {str: "a string", int: "an integer", float: "a number", list: "an array", dict: "a table"}.get(
-        kind, kind.__name__)
+    names = {str: "a string", int: "an integer", float: "a number", list: "an array", dict: "a table",
+             bool: "true or false"}
+    return names.get(kind, kind.__name__)
 
 
 def parse_robot_toml(path: Path) -> RobotSpec:
@@ -145,7 +148,7 @@ def _parse_bus(fields: _Fields) -> BusSpec:
 
 
 def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
-    fields.unknown_keys({"name", "id", "model", "norm_mode", "sim_range"})
+    fields.unknown_keys({"name", "id", "model", "norm_mode", "sim_range", "full_turn"})
     name = fields.get("name", str)
     motor_id = fields.get("id", int)
     if not 0 <= motor_id <= MAX_ID[family]:
@@ -163,5 +166,7 @@ def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
     lo, hi = sim_range if len(sim_range) == 2 else (None, None)
     if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo < hi < resolution):
         raise fields.fail("sim_range", f"expected [min, max] ticks with 0 <= min < max < {resolution}")
+    full_turn = fields.get("full_turn", bool, default=False, required=False)
     return MotorSpec(name, motor_id, model, norm_mode,
-                     MotorCalibration(id=motor_id, drive_mode=0, homing_offset=0, range_min=lo, range_max=hi))
+                     MotorCalibration(id=motor_id, drive_mode=0, homing_offset=0, range_min=lo, range_max=hi),
+                     full_turn)

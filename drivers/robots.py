@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actsac.calibration.normalize import MotorCalibration
+from actsac.drivers.units import MotorCalibration
 
 from .errors import RobotSpecError
 
@@ -23,6 +23,7 @@ class MotorSpec:
     model: str  # a key of the control-table registry, e.g. "sts3215", "xl330-m288"
     norm_mode: str = "range_m100_100"
     sim_calibration: MotorCalibration | None = None  # the simulator's factory calibration for this joint
+    full_turn: bool = False  # turns without end stops: calibration gives it the whole turn (e.g. a wrist roll)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ SO100 = RobotSpec(
     name="so100",
     buses=(BusSpec("main", "feetech", tuple(
         MotorSpec(name, i + 1, "sts3215", "range_0_100" if name == "gripper" else "range_m100_100",
-                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]))
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll")
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},
@@ -83,7 +84,7 @@ KOCH = RobotSpec(
     buses=(BusSpec("main", "dynamixel", tuple(
         MotorSpec(name, i + 1, _KOCH_MODELS.get(name, "xl330-m288"),
                   "range_0_100" if name == "gripper" else "range_m100_100",
-                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]))
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll")
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},
@@ -113,21 +114,19 @@ def load_robot(name_or_path) -> RobotSpec:
 
 
 def parse_ports(arg: str, spec: RobotSpec) -> dict[str, str]:
-    """``--port`` as given on a command line -> {bus name: port}: one path for a one-bus robot,
+    """A port argument as given on a command line -> {bus name: port}: one path for a one-bus robot,
     ``bus=PATH,bus2=PATH`` for several. Raises RobotSpecError naming the bus that is missing or unknown."""
-    from .errors import RobotSpecError
-
     buses = [b.name for b in spec.buses]
     if "=" not in arg:
         if len(buses) != 1:
-            raise RobotSpecError(f"--port: robot '{spec.name}' has {len(buses)} buses ({', '.join(buses)}): "
-                                 f"give --port {buses[0]}=PORT,{buses[1]}=PORT,...")
+            raise RobotSpecError(f"robot '{spec.name}' has {len(buses)} buses ({', '.join(buses)}): "
+                                 f"give a port per bus, {buses[0]}=PORT,{buses[1]}=PORT,...")
         return {buses[0]: arg}
     ports = dict(item.split("=", 1) if "=" in item else (item, "") for item in arg.split(",") if item)
     unknown = [b for b in ports if b not in buses]
     if unknown:
-        raise RobotSpecError(f"--port: robot '{spec.name}' has no bus '{unknown[0]}' (buses: {', '.join(buses)})")
+        raise RobotSpecError(f"robot '{spec.name}' has no bus '{unknown[0]}' (buses: {', '.join(buses)})")
     missing = [b for b in buses if not ports.get(b)]
     if missing:
-        raise RobotSpecError(f"--port: no port for bus '{missing[0]}' of robot '{spec.name}'")
+        raise RobotSpecError(f"no port for bus '{missing[0]}' of robot '{spec.name}'")
     return ports

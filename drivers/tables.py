@@ -127,6 +127,8 @@ class MotorModel:
     sign_encoding: str  # "sign_magnitude" | "twos_complement"
     baud_rates: Mapping[int, int]  # Baud_Rate register value -> bits per second
     velocity_unit: float  # ticks per second per unit of Present_Velocity / Goal_Velocity
+    homing_sign: int  # Present_Position = actual + homing_sign * Homing_Offset
+    eeprom_lock: Reg | None = None  # a register that must read 0 for EEPROM writes to stick (1 locks again)
     memory_size: int = 256
     firmware_version: int = 0  # what the simulator reports
     defaults: Mapping[Reg, int] = field(default_factory=dict)  # the simulator's factory values
@@ -140,6 +142,14 @@ class MotorModel:
             return self.registers[reg]
         except KeyError:
             raise KeyError(f"model {self.name} has no register {reg.value}") from None
+
+    @property
+    def homing_offset_limit(self) -> int:
+        """Largest |Homing_Offset| the register can encode (STS3215: 2047, sign-magnitude with sign bit 11)."""
+        reg = self.register(Reg.Homing_Offset)
+        if self.sign_encoding == "sign_magnitude":
+            return (1 << reg.sign_bit) - 1
+        return (1 << (8 * reg.size - 1)) - 1
 
     def is_eeprom(self, name: str) -> bool:
         return self.register(name).address < self.eeprom_end
@@ -264,10 +274,12 @@ _X_BAUD = MappingProxyType({0: 9_600, 1: 57_600, 2: 115_200, 3: 1_000_000, 4: 2_
                             6: 4_000_000, 7: 4_500_000})
 _X_VELOCITY_UNIT = 0.229 * 4096 / 60.0  # 0.229 rpm per unit, in ticks/s
 
+# Homing: Feetech stores Present = Actual - Homing_Offset, Dynamixel Present = Actual + Homing_Offset; Feetech's
+# EEPROM keeps a write only while Lock is 0 (SMS/STS manual), Dynamixel's only while torque is off.
 _FEETECH = dict(family="feetech", resolution=4096, eeprom_end=40, sign_encoding="sign_magnitude",
-                baud_rates=_STS_BAUD, velocity_unit=1.0, memory_size=128)
+                baud_rates=_STS_BAUD, velocity_unit=1.0, homing_sign=-1, eeprom_lock=Reg.Lock, memory_size=128)
 _DYNAMIXEL = dict(family="dynamixel", resolution=4096, eeprom_end=64, sign_encoding="twos_complement",
-                  baud_rates=_X_BAUD, velocity_unit=_X_VELOCITY_UNIT, memory_size=256)
+                  baud_rates=_X_BAUD, velocity_unit=_X_VELOCITY_UNIT, homing_sign=1, memory_size=256)
 
 MODELS: Mapping[str, MotorModel] = MappingProxyType({m.name: m for m in (
     MotorModel("sts3215", model_number=777, registers=_STS_TABLE, firmware_version=3,
@@ -300,7 +312,3 @@ def motor_model(name: str) -> MotorModel:
         return MODELS[name]
     except KeyError:
         raise KeyError(f"unknown motor model '{name}' (one of {', '.join(MODELS)})") from None
-
-
-def model_by_number(family: str, number: int) -> MotorModel | None:
-    return next((m for m in MODELS.values() if m.family == family and m.model_number == number), None)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import NormStats, PolicyConfig
-from .distributions import sample_squashed, squashed_log_prob
+from .distributions import sample_squashed
 
 
 class Normalizer(nn.Module):
@@ -83,10 +83,6 @@ class Actor(nn.Module):
         """(action chunk in [-1, 1] of shape (B, H, A), log pi summed over the chunk of shape (B,))."""
         mean, log_std = self(obs)
         return sample_squashed(mean, log_std, generator)
-
-    def log_prob_of_pre_tanh(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        mean, log_std = self(obs)
-        return squashed_log_prob(u, mean, log_std)
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """tanh(mean): the median of the squashed distribution, in [-1, 1]."""

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actsac.runtime.ensemble import ChunkExecutor, TemporalEnsembler
+from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 
 from .actors import build_actor
 from .checkpoint import CheckpointError, read_payload, save_checkpoint

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actsac.calibration.normalize import normalize, unnormalize
+from actsac.drivers.units import normalize, unnormalize
 from actsac.drivers.robots import SO100
 from actsac.drivers.servo_model import ServoArray
 

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actsac.ensemble import ChunkExecutor
 from actsac.files import atomic_write
-from actsac.runtime.ensemble import ChunkExecutor
+from actsac.options import (AT_LEAST_0, AT_LEAST_1, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, OptionError,
+                            check_options, option)
 
 from . import tasks
 from .actors import Actor, Normalizer, build_actor
@@ -34,18 +36,6 @@ from .replay import Episode, SequenceReplay, sample_batch
 from .sac import BCSchedule, SACLearner
 
 
-def _opt(default, help: str, valid=None, **kw):
-    """A TrainConfig field: its option's help, argparse keywords, and ``valid``, a (test, requirement) pair that
-    ``TrainConfig.validate`` applies to the value (to each element of a tuple; None always passes)."""
-    return field(default=default, metadata={"help": help, "valid": valid, **kw})
-
-
-AT_LEAST_1 = (lambda v: v >= 1, "must be >= 1")
-AT_LEAST_0 = (lambda v: v >= 0, "must be >= 0")
-POSITIVE = (lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
-NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
-FRACTION = (lambda v: 0 < v <= 1, "must be in (0, 1]")
-FINITE = (math.isfinite, "must be a finite number")
 CONTROL_HZ = 30.0  # so100-reach's control rate (the simulator's servo dynamics are stepped at it)
 
 
@@ -57,65 +47,63 @@ class TrainConfig:
     convergence) and, by default, the batch's mean |Q|: it keeps SAC's action gradient from dragging the actor
     away from the demonstrations while the critic is still young."""
 
-    task: str = _opt("so100-reach", "built-in task to train on", choices=["so100-reach"])
-    actor: str = _opt("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
-    preset: str = _opt("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
+    task: str = option("so100-reach", "built-in task to train on", choices=["so100-reach"])
+    actor: str = option("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
+    preset: str = option("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
                        choices=["small", "default"])
-    history: int | None = _opt(None, "observation window T > 1 for the history actor; unset: one observation",
+    history: int | None = option(None, "observation window T > 1 for the history actor; unset: one observation",
                                AT_LEAST_1)
-    chunk_size: int = _opt(10, "H: actions per chunk, also the critic's backup horizon", AT_LEAST_1)
-    steps: int = _opt(1500, "gradient updates in total (BC warm start included)", AT_LEAST_1)
-    seed: int = _opt(0, "seed of every random number generator")
-    bc_only: bool = _opt(False, "behaviour cloning only: no critic, no online data")
-    demos: str | None = _opt(None, "demonstrations .npz file (layout in actsac.policy.demos); unset: the "
+    chunk_size: int = option(10, "H: actions per chunk, also the critic's backup horizon", AT_LEAST_1)
+    steps: int = option(1500, "gradient updates in total (BC warm start included)", AT_LEAST_1)
+    seed: int = option(0, "seed of every random number generator")
+    bc_only: bool = option(False, "behaviour cloning only: no critic, no online data")
+    demos: str | None = option(None, "demonstrations .npz file (layout in actsac.policy.demos); unset: the "
                                    "task's scripted expert")
-    out: str = _opt("model.pt", "checkpoint path; the metrics CSV and curve PNG are written next to it")
-    demo_episodes: int = _opt(48, "episodes of the scripted expert used as demonstrations", AT_LEAST_1)
-    n_envs: int = _opt(8, "environments stepped in lockstep for online data", AT_LEAST_1)
-    episode_s: float = _opt(2.0, "episode length in seconds (time limit, no terminal)", POSITIVE)
-    n_goals: int = _opt(8, "size of the fixed, seeded goal set stored in the checkpoint", AT_LEAST_1)
-    success_tolerance: float = _opt(4.0, "success: every joint within this many user units of the goal",
+    out: str = option("model.pt", "checkpoint path; the metrics CSV and curve PNG are written next to it")
+    demo_episodes: int = option(48, "episodes of the scripted expert used as demonstrations", AT_LEAST_1)
+    n_envs: int = option(8, "environments stepped in lockstep for online data", AT_LEAST_1)
+    episode_s: float = option(2.0, "episode length in seconds (time limit, no terminal)", POSITIVE)
+    n_goals: int = option(8, "size of the fixed, seeded goal set stored in the checkpoint", AT_LEAST_1)
+    success_tolerance: float = option(4.0, "success: every joint within this many user units of the goal",
                                     NON_NEGATIVE)
-    online_start: int = _opt(1000, "BC warm start: updates on demonstrations only, the actor trained by BC alone "
+    online_start: int = option(1000, "BC warm start: updates on demonstrations only, the actor trained by BC alone "
                                   "(the critic already learns), before online collection and the SAC term start",
                                   AT_LEAST_0)
-    batch_size: int = _opt(128, "chunks per update (half demonstrations, half online once there are any)",
+    batch_size: int = option(128, "chunks per update (half demonstrations, half online once there are any)",
                            AT_LEAST_1)
-    gamma: float = _opt(0.99, "discount per control tick", FRACTION)
-    tau: float = _opt(0.005, "Polyak rate of the target critics", FRACTION)
-    actor_lr: float = _opt(1e-3, "actor learning rate (Adam)", POSITIVE)
-    critic_lr: float = _opt(1e-3, "critic learning rate (Adam)", POSITIVE)
-    alpha_lr: float = _opt(3e-4, "temperature learning rate (Adam)", POSITIVE)
-    n_critics: int = _opt(2, "critic ensemble size", AT_LEAST_1)
-    critic_hidden: tuple[int, ...] = _opt((256, 256), "critic MLP widths (LayerNorm after each)", AT_LEAST_1)
-    q_aggregate: str = _opt("min", "how the actor and the backup combine the ensemble", choices=["min", "mean"])
-    init_temperature: float = _opt(0.01, "initial entropy temperature alpha", POSITIVE)
-    target_entropy: float | None = _opt(None, "entropy target; unset: -0.5 * H * A", FINITE)
-    bc_loss: str = _opt("mse", "BC term: MSE of the deterministic chunk, or the demo chunk's NLL",
+    gamma: float = option(0.99, "discount per control tick", FRACTION)
+    tau: float = option(0.005, "Polyak rate of the target critics", FRACTION)
+    actor_lr: float = option(1e-3, "actor learning rate (Adam)", POSITIVE)
+    critic_lr: float = option(1e-3, "critic learning rate (Adam)", POSITIVE)
+    alpha_lr: float = option(3e-4, "temperature learning rate (Adam)", POSITIVE)
+    n_critics: int = option(2, "critic ensemble size", AT_LEAST_1)
+    critic_hidden: tuple[int, ...] = option((256, 256), "critic MLP widths (LayerNorm after each)", AT_LEAST_1)
+    q_aggregate: str = option("min", "how the actor and the backup combine the ensemble", choices=["min", "mean"])
+    init_temperature: float = option(0.01, "initial entropy temperature alpha", POSITIVE)
+    target_entropy: float | None = option(None, "entropy target; unset: -0.5 * H * A", FINITE)
+    bc_loss: str = option("mse", "BC term: MSE of the deterministic chunk, or the demo chunk's NLL",
                         choices=["mse", "nll"])
-    bc_schedule: str = _opt("linear", "decay of the BC weight", choices=["constant", "linear", "exponential"])
-    bc_start: float = _opt(1000.0, "BC weight at the first update (times mean |Q| with --bc-relative-to-q)",
+    bc_schedule: str = option("linear", "decay of the BC weight", choices=["constant", "linear", "exponential"])
+    bc_start: float = option(1000.0, "BC weight at the first update (times mean |Q| with --bc-relative-to-q)",
                            NON_NEGATIVE)
-    bc_end: float = _opt(200.0, "BC weight at the end of the decay", NON_NEGATIVE)
-    bc_relative_to_q: bool = _opt(True, "scale the BC weight by the batch's mean |Q| (TD3+BC style)")
-    bc_decay_steps: int | None = _opt(None, "updates over which the BC weight decays; unset: --steps", AT_LEAST_1)
-    threads: int = _opt(1, "torch intra-op threads (1 is fastest for the small preset on a busy 2-core "
+    bc_end: float = option(200.0, "BC weight at the end of the decay", NON_NEGATIVE)
+    bc_relative_to_q: bool = option(True, "scale the BC weight by the batch's mean |Q| (TD3+BC style)")
+    bc_decay_steps: int | None = option(None, "updates over which the BC weight decays; unset: --steps", AT_LEAST_1)
+    threads: int = option(1, "torch intra-op threads (1 is fastest for the small preset on a busy 2-core "
                            "machine; 0 keeps torch's default)", AT_LEAST_0)
-    eval_every: int = _opt(250, "updates between evaluations (one episode per goal, deterministic actor)",
+    eval_every: int = option(250, "updates between evaluations (one episode per goal, deterministic actor)",
                            AT_LEAST_1)
-    save_best: bool = _opt(True, "save the best evaluated actor instead of the last one")
+    save_best: bool = option(True, "save the best evaluated actor instead of the last one")
 
     def validate(self) -> None:
         """Refuse a setting out of its range before any work, naming its option (ConfigError)."""
         def refuse(name: str, message: str):
             return ConfigError(f"--{name.replace('_', '-')}: {message}")
 
-        for f in fields(self):
-            value, valid = getattr(self, f.name), f.metadata.get("valid")
-            if valid is not None and value is not None:
-                test, requirement = valid
-                if not all(test(v) for v in (value if isinstance(value, (tuple, list)) else (value,))):
-                    raise refuse(f.name, f"{requirement} (got {value})")
+        try:
+            check_options(self)
+        except OptionError as exc:
+            raise ConfigError(str(exc)) from None
         ticks = int(round(self.episode_s * CONTROL_HZ))
         if ticks < self.chunk_size:
             raise refuse("episode_s", f"{self.episode_s:g} s is {ticks} ticks at {CONTROL_HZ:g} Hz, fewer than the "

@@ -6,50 +6,25 @@ Every option is a field of ``TrainConfig`` (actsac.policy.train); its help text 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
-import types
-import typing
 from pathlib import Path
 
 from actsac._cli import fail
 from actsac.files import output_problem
-
-
-def _field_type(f: dataclasses.Field, hints: dict) -> type:
-    """The field's type, with ``X | None`` unwrapped to X."""
-    hint = hints[f.name]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
+from actsac.options import add_options, from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
     parser = argparse.ArgumentParser(
-        prog="actsac-train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="actsac-train",
         description="Train an actor with SAC + behaviour cloning in a chunked action space (Q-chunking critic) "
                     "on a built-in task. Writes the checkpoint atomically, with a metrics CSV and a learning-curve "
                     "PNG next to it (model.metrics.csv, model.curve.png). Ctrl-C stops early and still writes the "
                     "best evaluated actor so far.")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        meta = dict(f.metadata)
-        meta.pop("valid")  # TrainConfig.validate applies it
-        kind = _field_type(f, hints)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
-            continue
-        kwargs = {"default": f.default, "help": meta.pop("help")}
-        if typing.get_origin(kind) is tuple:  # e.g. tuple[int, ...]: one or more values
-            kwargs.update(nargs="+", type=typing.get_args(kind)[0])
-        else:
-            kwargs["type"] = kind
-        kwargs.update(meta)
-        parser.add_argument(flag, **kwargs)
+    add_options(parser, TrainConfig)
     return parser
 
 
@@ -82,8 +57,7 @@ def run(args: argparse.Namespace) -> None:
     from .demos import DemoError
     from .train import TrainConfig, TrainingError, side_paths, train
 
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
-    config = TrainConfig(**values)
+    config = from_args(TrainConfig, args)
     try:
         config.validate()
     except ConfigError as exc:

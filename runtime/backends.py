@@ -9,15 +9,36 @@ model metadata.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from actsac._cli import UserError, first_line
+from actsac._cli import first_line
+from actsac.onnx_runtime import ORT_THREADS
+
+from .errors import RunRefused
 
 BACKENDS = ("ort", "trt", "torch")
-ORT_THREADS = 2
+EXAMPLE_MODEL = Path(__file__).parent / "assets" / "so100_reach.onnx"
+WARMUP_CALLS = 3
+
+
+def resolve_model(path: Path | None, spec) -> tuple[Path, object]:
+    """(path, metadata) of the model to run: ``path``, else the example policy shipped for the so100."""
+    from actsac.export import MetadataError, read_metadata
+
+    if path is None:
+        if not EXAMPLE_MODEL.is_file():
+            raise RunRefused(f"no --model given and the example policy {EXAMPLE_MODEL} is not installed: pass --model")
+        if spec.name != "so100":
+            raise RunRefused(f"no --model given; the example policy drives the so100, not '{spec.name}': pass --model")
+        path = EXAMPLE_MODEL
+    try:
+        return Path(path), read_metadata(path)
+    except MetadataError as exc:
+        raise RunRefused(str(exc)) from None
 
 
 class OrtModel:
@@ -26,18 +47,13 @@ class OrtModel:
     def __init__(self, path: Path, threads: int = ORT_THREADS):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # ORT's pool threads spin after each run by default: on a small CPU that steals the control
-        # thread's (and the bus's) cores exactly when the next tick is due.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        from actsac.onnx_runtime import cpu_session_options
+
+        options = cpu_session_options(threads, spinning=False)  # no spinning pool threads: the tick needs the cores
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise UserError(f"{path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
+            raise RunRefused(f"{path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, observation: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
@@ -52,16 +68,16 @@ class TorchModel:
         try:
             import torch
         except ImportError:
-            raise UserError("--backend torch needs PyTorch, which is not installed here (use --backend ort)") from None
+            raise RunRefused("--backend torch needs PyTorch, which is not installed here (use --backend ort)") from None
         from actsac.policy import CheckpointError, load_checkpoint
 
         checkpoint = onnx_path.with_suffix(".pt")
         if not checkpoint.is_file():
-            raise UserError(f"{checkpoint}: no checkpoint beside {onnx_path.name} for --backend torch")
+            raise RunRefused(f"{checkpoint}: no checkpoint beside {onnx_path.name} for --backend torch")
         try:
             self.actor = load_checkpoint(checkpoint).actor
         except CheckpointError as exc:
-            raise UserError(str(exc)) from None
+            raise RunRefused(str(exc)) from None
         torch.set_num_threads(threads)
         self._torch = torch
 
@@ -81,13 +97,13 @@ class TrtModel:
         try:
             from actsac.export.tensorrt import TensorRTRunner, missing_tensorrt_reason
         except ImportError as exc:
-            raise UserError(f"--backend trt is unavailable: {exc}") from None
+            raise RunRefused(f"--backend trt is unavailable: {exc}") from None
         reason = missing_tensorrt_reason()
         if reason:
-            raise UserError(f"--backend trt is unavailable: {reason}")
+            raise RunRefused(f"--backend trt is unavailable: {reason}")
         engine = onnx_path.with_suffix(".engine")
         if not engine.is_file():
-            raise UserError(f"{engine}: no TensorRT engine; build it with actsac-export --trt")
+            raise RunRefused(f"{engine}: no TensorRT engine; build it with actsac-export --trt")
         self.runner = TensorRTRunner(engine)
 
     def __call__(self, observation: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
@@ -104,7 +120,18 @@ def open_backend(backend: str, model_path: Path, threads: int = ORT_THREADS):
         return TorchModel(model_path, threads)
     if backend == "trt":
         return TrtModel(model_path)
-    raise UserError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
+    raise RunRefused(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
+
+
+def warm_up(infer: Callable[[np.ndarray], np.ndarray], observation: np.ndarray, calls: int = WARMUP_CALLS) -> float:
+    """A few untimed calls (the first ones allocate); returns the last call's latency in seconds, which sizes
+    how early chunk mode asks for the next chunk."""
+    latency = 0.0
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        infer(observation)
+        latency = time.perf_counter() - t0
+    return latency
 
 
 def make_infer(model, metadata, stochastic: bool = False, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:

@@ -14,7 +14,7 @@ from collections import deque
 
 import numpy as np
 
-from .ensemble import ChunkExecutor, TemporalEnsembler
+from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 from .inference import InferenceWorker
 from .loop import TickTime
 from .observation import GoalSchedule, ObservationBuilder

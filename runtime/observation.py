@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from actsac._cli import UserError
+from .errors import RunRefused
 
 FEATURE_KINDS = ("pos", "goal")
 
@@ -27,34 +27,34 @@ def observation_names(metadata) -> list[str]:
     if metadata.observation_names is not None:
         return list(metadata.observation_names)
     if metadata.state_dim != metadata.action_dim:
-        raise UserError(f"the model has no observation_names and state_dim {metadata.state_dim} is not its "
+        raise RunRefused(f"the model has no observation_names and state_dim {metadata.state_dim} is not its "
                         f"{metadata.action_dim} action joints: cannot tell what to observe")
     return [f"{joint}.pos" for joint in metadata.joint_names]
 
 
 def check_model_against_robot(metadata, spec, model_label: str) -> None:
-    """Raise UserError naming the first difference between the model and robot ``spec``."""
+    """Raise RunRefused naming the first difference between the model and robot ``spec``."""
     robot_joints = {m.name: m for m in spec.motors}
     robot_groups = dict(spec.groups)
     for joint, unit in zip(metadata.joint_names, metadata.joint_units):
         motor = robot_joints.get(joint)
         if motor is None:
-            raise UserError(f"{model_label} drives joint '{joint}', which robot '{spec.name}' does not have")
+            raise RunRefused(f"{model_label} drives joint '{joint}', which robot '{spec.name}' does not have")
         if unit != motor.norm_mode:
-            raise UserError(f"{model_label}: joint '{joint}' is in {unit} but the motor's norm_mode is "
+            raise RunRefused(f"{model_label}: joint '{joint}' is in {unit} but the motor's norm_mode is "
                             f"{motor.norm_mode} on robot '{spec.name}'")
     for group in metadata.action_groups:
         name, joints = _group(group)
         if name not in robot_groups:
-            raise UserError(f"{model_label}: action group '{name}' is not a group of robot '{spec.name}' "
+            raise RunRefused(f"{model_label}: action group '{name}' is not a group of robot '{spec.name}' "
                             f"(its groups: {', '.join(robot_groups)})")
         if len(joints) != len(robot_groups[name]):
-            raise UserError(f"{model_label}: action group '{name}' has {len(joints)} joints, robot "
+            raise RunRefused(f"{model_label}: action group '{name}' has {len(joints)} joints, robot "
                             f"'{spec.name}' has {len(robot_groups[name])}")
     for feature in observation_names(metadata):
         joint, _, kind = feature.rpartition(".")
         if kind not in FEATURE_KINDS or joint not in robot_joints:
-            raise UserError(f"{model_label}: observation feature '{feature}' is not <joint>.pos or <joint>.goal "
+            raise RunRefused(f"{model_label}: observation feature '{feature}' is not <joint>.pos or <joint>.goal "
                             f"for a joint of robot '{spec.name}'")
 
 
@@ -107,19 +107,19 @@ class GoalSchedule:
     def from_task(cls, task: dict | None, n_goal_features: int, fixed: list[float] | None, label: str):
         if n_goal_features == 0:
             if fixed is not None:
-                raise UserError(f"--goal given, but {label} has no .goal observation features")
+                raise RunRefused(f"--goal given, but {label} has no .goal observation features")
             return None
         if fixed is not None:
             if len(fixed) != n_goal_features:
-                raise UserError(f"--goal has {len(fixed)} values; {label} expects {n_goal_features} "
+                raise RunRefused(f"--goal has {len(fixed)} values; {label} expects {n_goal_features} "
                                 f"(one per .goal feature)")
             return cls([np.asarray(fixed)], None)
         goals = (task or {}).get("goals")
         if not goals:
-            raise UserError(f"{label} observes goals but its metadata has no task goals: pass --goal")
+            raise RunRefused(f"{label} observes goals but its metadata has no task goals: pass --goal")
         bad = [i for i, g in enumerate(goals) if len(g) != n_goal_features]
         if bad:
-            raise UserError(f"{label}: task goal {bad[0]} has {len(goals[bad[0]])} values, expected {n_goal_features}")
+            raise RunRefused(f"{label}: task goal {bad[0]} has {len(goals[bad[0]])} values, expected {n_goal_features}")
         return cls([np.asarray(g) for g in goals], float(task.get("goal_hold_s") or 4.0))
 
     def segment(self, elapsed_s: float) -> tuple[int, np.ndarray]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from actsac._cli import first_line
 from actsac.files import atomic_write
 
 from .loop import TickRecord
@@ -38,6 +40,23 @@ class RunRecorder:
         self._last_flush = time.monotonic()
         self._origin_s: float | None = None
         self.times, self.positions, self.commands, self.jitter_us = [], [], [], []
+
+    def on_tick(self, rec: TickRecord) -> None:
+        latency = rec.info.get("latency_s")
+        self.record(rec, None if latency is None else latency * 1e3)
+
+    def finish(self, log: Callable[[str], None], **outcome) -> None:
+        """The outcome as the last line (exit reason, safe state...), the file closed, then the plot, whose
+        failure is reported and never hides the run's outcome."""
+        self.event(**outcome)
+        self.close()
+        log(f"actsac-run: per-tick log {self.path}")
+        try:
+            plot = self.plot()
+            if plot is not None:
+                log(f"actsac-run: plot {plot}")
+        except Exception as exc:  # noqa: BLE001
+            log(f"actsac-run: could not draw the plot: {first_line(exc)}")
 
     def record(self, rec: TickRecord, latency_ms: float | None) -> None:
         if self._origin_s is None:

@@ -10,7 +10,15 @@ hold_ticks, bus_errors, clamped_commands, exit_reason, exit_code, and ``goals`` 
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
+
+from actsac.files import atomic_write
+
+from .errors import RunRefused
 
 from .loop import TickRecord
 
@@ -44,9 +52,10 @@ class RunStats:
         return round((self.ticks - 1) / (self.starts_s[-1] - self.starts_s[0]), 3)
 
 
-def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, latencies_s,
-              exit_reason: str, exit_code: int) -> dict:
-    lat = np.asarray(latencies_s)
+def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, exit_reason: str, exit_code: int,
+              safe_state: str | None = None, goal_tolerance: float | None = None) -> dict:
+    """The summary of a run (the keys above); ``goals`` when the controller followed a goal schedule."""
+    lat = np.asarray(controller.latencies_s if controller else [])
     summary = {
         "ticks": stats.ticks, "fps_target": fps_target, "fps_achieved": stats.fps_achieved(),
         "deadline_misses": scheduler.deadline_misses if scheduler else 0,
@@ -64,9 +73,19 @@ def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, 
         "hold_ticks": controller.hold_ticks if controller else 0,
         "bus_errors": io.bus_errors if io else 0,
         "clamped_commands": controller.filter.clamped_commands if controller else 0,
-        "exit_reason": exit_reason, "exit_code": exit_code,
+        "exit_reason": exit_reason, "exit_code": exit_code, "safe_state": safe_state,
     }
+    if controller is not None and controller.goals is not None:
+        summary["goals"] = goal_report(controller.finish(), goal_tolerance)
     return summary
+
+
+def write_summary(path: str | os.PathLike, summary: dict) -> None:
+    """``--summary-json``, atomically (checked before the run; the file system may still change under it)."""
+    try:
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    except OSError as exc:
+        raise RunRefused(f"--summary-json {path}: not written ({exc.strerror or exc})") from None
 
 
 def goal_report(goal_results: list[dict], tolerance: float | None) -> list[dict]:

@@ -8,40 +8,50 @@ code 3.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from actsac.calibration.normalize import MotorCalibration, normalize
+from actsac.options import AT_LEAST_1, NON_NEGATIVE, option
 
 
 class SafetyStop(RuntimeError):
     """The run must stop for safety (stalled inference, a silent bus...); the message says why."""
 
 
+POSITIVE = (lambda v: math.isfinite(v) and v > 0, "must be positive and finite")
+
+
 @dataclass
 class SafetySettings:
-    ramp_s: float = 1.0  # soft start: seconds to blend from the measured pose into the policy
-    max_step: float | dict[str, float] | None = None  # user units per tick: every joint, per joint, or the robot's
-    stall_timeout_s: float = 1.0  # no new valid action for this long: stop
-    max_bus_failures: int = 5  # consecutive failed reads (or writes): stop
-    obs_max_age_s: float = 0.1  # a failed read may reuse the last observation while it is this fresh
-    stop_hold_s: float = 0.5  # on stop: hold the last pose this long, then torque off (0: torque off at once)
+    """What stops or softens a run; each field is an ``actsac-run`` option of its "safety" group."""
+
+    ramp_s: float = option(1.0, "soft start: seconds to blend from the measured pose into the policy", NON_NEGATIVE)
+    max_step: float | dict[str, float] | None = option(
+        None, "max command change per tick, user units, every joint (default: the robot's)", POSITIVE, type=float)
+    stall_timeout_s: float = option(1.0, "stop after this long without a valid action", POSITIVE)
+    max_bus_failures: int = option(5, "stop after this many failed reads or writes in a row", AT_LEAST_1)
+    obs_max_age_s: float = option(0.1, "a failed read reuses the last observation up to this age", NON_NEGATIVE)
+    stop_hold_s: float = option(0.5, "on stop: hold the pose this long, then torque off (0: torque off at once)",
+                                NON_NEGATIVE)
 
 
-def joint_limits(motor_specs, calibration: dict[str, MotorCalibration], resolutions: dict[str, int]):
-    """(low, high) user-unit arrays: each joint's calibrated range [range_min, range_max] in its norm_mode."""
-    low, high = [], []
-    for motor in motor_specs:
-        cal = calibration[motor.name]
-        ends = [float(normalize(v, cal, motor.norm_mode, resolutions[motor.name])) for v in (cal.range_min, cal.range_max)]
-        low.append(min(ends))
-        high.append(max(ends))
-    return np.array(low), np.array(high)
+DEFAULT_STEP_FRACTION = 0.05  # max step per tick of a joint the robot file gives none for: 5 % of its range
 
 
 class CommandFilter:
     """Clamp a target to [low, high] and to previous +- max_step (all arrays in user units)."""
+
+    @classmethod
+    def for_robot(cls, robot, joints: list[str], max_step: float | dict[str, float] | None) -> "CommandFilter":
+        """The robot's calibrated joint ranges, and ``max_step`` (every joint, per joint) or else the robot
+        definition's step caps (``DEFAULT_STEP_FRACTION`` of the range where it has none)."""
+        low, high = robot.joint_limits(joints)
+        per_joint = robot.spec.max_step if max_step is None else (
+            max_step if isinstance(max_step, dict) else {j: float(max_step) for j in joints})
+        steps = [per_joint.get(j, DEFAULT_STEP_FRACTION * (hi - lo)) for j, lo, hi in zip(joints, low, high)]
+        return cls(low, high, np.array(steps))
 
     def __init__(self, low: np.ndarray, high: np.ndarray, max_step: np.ndarray):
         self.low = np.asarray(low, dtype=np.float64)

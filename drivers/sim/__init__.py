@@ -15,13 +15,25 @@ import pickle
 import select
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Iterator
+
+from actsac.options import option
 
 from ..robots import RobotSpec, load_robot
 from .motors import SweepHand
 from .server import Faults, Server
 
-__all__ = ["simulate", "Faults", "SweepHand", "Server"]
+__all__ = ["simulate", "SimOptions", "Faults", "SweepHand", "Server"]
+
+
+@dataclass
+class SimOptions:
+    """How the simulated robot behaves when no port is given: simulator knobs, not robot settings."""
+
+    wire_time: bool = option(True, "simulator only: emulate each bus's baud rate (--no-wire-time: bytes go as "
+                                   "fast as the pseudo-terminal moves them)")
+    faults: Faults | None = None  # seeded fault injection, for tests and benchmarks
 
 STARTUP_TIMEOUT_S = 30.0  # a cold interpreter start on a loaded 2-core machine can take seconds
 

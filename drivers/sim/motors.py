@@ -94,14 +94,14 @@ class SimMotors:
         self.memory[motor_id][entry.address:entry.address + entry.size] = raw.to_bytes(entry.size, "little")
 
     def _present_from_actual(self, motor_id: int, actual: float) -> int:
-        offset = self.get(motor_id, Reg.Homing_Offset)
-        if self.family == "feetech":
-            return int(round(actual - offset)) % self.models[motor_id].resolution
-        return int(round(actual + offset))
+        """Present = actual + homing_sign * Homing_Offset (the control tables' convention); Feetech's 2-byte
+        position wraps within one turn, Dynamixel's 4-byte one counts on."""
+        model = self.models[motor_id]
+        present = int(round(actual + model.homing_sign * self.get(motor_id, Reg.Homing_Offset)))
+        return present % model.resolution if self.family == "feetech" else present
 
     def _actual_from_present(self, motor_id: int, present: int) -> float:
-        offset = self.get(motor_id, Reg.Homing_Offset)
-        return float(present + offset if self.family == "feetech" else present - offset)
+        return float(present - self.models[motor_id].homing_sign * self.get(motor_id, Reg.Homing_Offset))
 
     def torque_on(self, motor_id: int) -> bool:
         return bool(self.memory[motor_id][self.models[motor_id].register(Reg.Torque_Enable).address])

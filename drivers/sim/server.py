@@ -29,10 +29,10 @@ from .protocols import Reply, handle_dynamixel, handle_feetech
 SPIN_S = 0.0003  # the last stretch before a deadline is busy-waited: select/sleep overshoot by 50-100 us
 STALE_INPUT_S = 0.1  # half a packet left this long is garbage (a client died mid-write)
 
-HARDWARE_ERRORS = {"feetech": {"input voltage": 0x01, "angle sensor": 0x02, "overheat": 0x04,
-                               "over-current": 0x08, "overload": 0x20},
-                   "dynamixel": {"input voltage": 0x01, "overheat": 0x04, "motor encoder": 0x08,
-                                 "electrical shock": 0x10, "overload": 0x20}}
+# Injectable hardware errors per family, word -> bit: the protocols' own bit -> word tables, inverted (Feetech
+# reports them in the status error byte, Dynamixel in Hardware_Error_Status behind the alert bit).
+HARDWARE_ERRORS = {family: {word: bit for bit, word in table.items()}
+                   for family, table in (("feetech", fts.ERROR_BITS), ("dynamixel", dxl.HARDWARE_ERROR_BITS))}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from actsac.calibration.normalize import MotorCalibration
+from actsac.drivers.units import MotorCalibration
 from tests.conftest import deadline_guard
 
 TEST_DEADLINE_S = 60  # no calibration test may hang: a stuck one fails with a clear message instead

@@ -7,14 +7,14 @@ import threading
 
 import numpy as np
 
-from actsac.calibration import apply_calibration, apply_to_robot, load_calibration, save_calibration
-from actsac.calibration.normalize import MotorCalibration, normalize
+from actsac.calibration import load_calibration, save_calibration
 from actsac.calibration.procedure import EnterWatcher, calibrate
 from actsac.drivers.bus import make_bus
 from actsac.drivers.robot import Robot
 from actsac.drivers.robots import load_robot
 from actsac.drivers.sim import SweepHand, simulate
 from actsac.drivers.tables import motor_model
+from actsac.drivers.units import MotorCalibration, normalize
 
 from .conftest import narrow_spec
 
@@ -59,7 +59,7 @@ def test_whole_flow_covers_every_bus_of_a_composite_robot(tmp_path):
     assert load_calibration(path, spec) == calibration  # the file validates against the robot it came from
 
 
-def test_apply_to_robot_reaches_every_bus_and_reads_back_in_user_units(tmp_path):
+def test_configure_reaches_every_bus_and_reads_back_in_user_units(tmp_path):
     spec = load_robot("upper_body")
     resolution = {m.name: motor_model(m.model).resolution for m in spec.motors}
     with simulate(spec) as ports:  # no hand: the joints sit still at the middle of their sim range
@@ -81,10 +81,10 @@ def test_apply_to_robot_reaches_every_bus_and_reads_back_in_user_units(tmp_path)
         robot = Robot(spec, ports, loaded)
         try:
             robot.connect()
-            changes = apply_calibration(robot, loaded)  # a Robot: every bus
+            changes = robot.configure()  # the robot's calibration, on every bus
             assert set(changes["Homing_Offset"]) == {m.name for m in spec.motors if loaded[m.name].homing_offset}
             assert set(changes["Min_Position_Limit"]) == {m.name for m in spec.motors}
-            assert apply_to_robot(robot, loaded) == {}  # the second connect writes nothing (EEPROM wear)
+            assert robot.configure() == {}  # the second time writes nothing (EEPROM wear)
             raw = robot.read_raw("Present_Position")
             for name, value in raw.items():
                 assert abs(value - 2047) <= 2, name  # homed to mid-scale on every bus, in each convention

@@ -4,14 +4,15 @@ import copy
 import json
 import os
 
+import numpy as np
 import pytest
 
 from actsac.calibration import (CALIBRATION_DIR_ENV, CalibrationError, CalibrationMissingError,
                                 default_calibration_path, import_calibration, load_calibration,
                                 missing_calibration_message, save_calibration)
-from actsac.calibration.files import offset_limit
-from actsac.calibration.normalize import MotorCalibration
 from actsac.drivers.robots import load_robot
+from actsac.drivers.units import MotorCalibration, normalize
+from tests.drivers.test_units import RAW, lerobot_formula
 
 from .conftest import LEROBOT_SO100
 
@@ -40,11 +41,6 @@ def test_default_path_and_env_override(tmp_path, monkeypatch):
     assert default_calibration_path("so100", "x", root="/r") == type(tmp_path)("/r/so100/x.json")
     with pytest.raises(CalibrationError, match="id '../x'"):
         default_calibration_path("so100", "../x")
-
-
-def test_offset_limit_comes_from_the_control_tables():
-    assert offset_limit("sts3215") == 2047
-    assert offset_limit("xl330-m288") == 2**31 - 1
 
 
 def _mutate(change):
@@ -127,3 +123,15 @@ def test_import_validates_then_copies(tmp_path, lerobot_file):
     with pytest.raises(CalibrationError, match="gripper"):
         import_calibration(bad, dest2, SO100)
     assert not dest2.exists()
+
+
+def test_lerobot_file_normalises_like_the_published_formulas(lerobot_file):
+    spec = load_robot("so100")
+    calibration = load_calibration(lerobot_file, spec)
+    for motor in spec.motors:
+        cal = calibration[motor.name]
+        for mode in (motor.norm_mode, "degrees"):
+            np.testing.assert_allclose(normalize(RAW, cal, mode), lerobot_formula(RAW, cal, mode), atol=1e-9,
+                                       err_msg=f"{motor.name} {mode}")
+    assert spec.motor("gripper").norm_mode == "range_0_100"
+    assert {m.norm_mode for m in spec.motors if m.name != "gripper"} == {"range_m100_100"}

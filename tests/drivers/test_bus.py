@@ -188,7 +188,7 @@ def test_disconnect_turns_torque_off(sim_robot):
 
 
 def test_wire_time_and_return_delay_are_emulated(bus):
-    """Lower bounds only (speed itself is measured by benchmarks/bus_cycle.py): the bytes of a 6-motor sync
+    """Lower bounds only (speed itself is measured by actsac-bench --bus): the bytes of a 6-motor sync
     read cannot arrive before the baud rate allows, and a return delay adds to every reply."""
     from actsac.drivers import dynamixel_protocol as dxl
     from actsac.drivers import feetech_protocol as fts

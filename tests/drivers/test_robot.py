@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from actsac.calibration.normalize import MotorCalibration
+from actsac.drivers.units import MotorCalibration
 from actsac.drivers.errors import RobotStateError
 from actsac.drivers.robot import Robot
 from actsac.drivers.robots import load_robot

@@ -42,6 +42,16 @@ def test_a_minimal_toml(tmp_path):
     assert spec.name == "two" and spec.joint_names == ["a", "b"]
     cal = spec.motor("a").sim_calibration  # default: under half a turn, centred, so sim calibration never wraps
     assert (cal.range_min, cal.range_max) == (1025, 3071)
+    assert not spec.motor("a").full_turn
+
+
+def test_full_turn_joints_are_part_of_the_robot(tmp_path):
+    for name in ("so100", "koch"):
+        assert [m.name for m in load_robot(name).motors if m.full_turn] == ["wrist_roll"]
+    path = tmp_path / "two.toml"
+    path.write_text(GOOD_BUS.replace('id = 2,', 'id = 2, full_turn = true,') + GOOD_GROUP)
+    spec = load_robot(str(path))
+    assert (spec.motor("a").full_turn, spec.motor("b").full_turn) == (False, True)
 
 
 @pytest.mark.parametrize("text, field, message", [
@@ -59,6 +69,8 @@ def test_a_minimal_toml(tmp_path):
                  "unknown mode", id="bad-norm-mode"),
     pytest.param(GOOD_BUS.replace('id = 1,', 'id = 1, sim_range = [3000, 10],') + GOOD_GROUP,
                  "buses[0].motors[0].sim_range", "0 <= min < max", id="bad-sim-range"),
+    pytest.param(GOOD_BUS.replace('id = 1,', 'id = 1, full_turn = "yes",') + GOOD_GROUP,
+                 "buses[0].motors[0].full_turn", "expected true or false", id="full-turn-not-bool"),
     pytest.param(GOOD_BUS + GOOD_GROUP.replace('"b"]', '"c"]'), "groups[0].joints", "no motor named 'c'",
                  id="unknown-joint"),
     pytest.param(GOOD_BUS + GOOD_GROUP + "[max_step]\na = -1.0\n", "max_step.a", "must be positive",

@@ -2,7 +2,8 @@
 
 import pytest
 
-from actsac.drivers.tables import MODELS, Reg, decode_sign_magnitude, encode_sign_magnitude, register_name
+from actsac.drivers.tables import (MODELS, Reg, decode_sign_magnitude, encode_sign_magnitude, motor_model,
+                                   register_name)
 
 
 @pytest.mark.parametrize("model", list(MODELS.values()), ids=list(MODELS))
@@ -60,3 +61,8 @@ def test_model_encode_decode_per_family():
         sts.encode("Homing_Offset", 4000)
     with pytest.raises(ValueError):
         sts.encode("Torque_Enable", -1)
+
+
+def test_homing_offset_limit_comes_from_the_control_tables():
+    assert motor_model("sts3215").homing_offset_limit == 2047
+    assert motor_model("xl330-m288").homing_offset_limit == 2**31 - 1

@@ -10,7 +10,7 @@ from actsac.policy import ACTSACActor, MLPActor, load_checkpoint
 from actsac.policy import sac
 from actsac.policy.config import ConfigError
 from actsac.policy.sac_policy import FeatureType, PolicyFeature, SACConfig, SACPolicy
-from actsac.runtime.ensemble import TemporalEnsembler
+from actsac.ensemble import TemporalEnsembler
 
 STATS = {"observation.state": {"min": [-1.0] * 10, "max": [1.0] * 10},
          "action": {"min": [-2.0] * 4, "max": [2.0] * 4}}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from actsac.calibration.normalize import normalize
+from actsac.drivers.units import normalize
 from actsac.drivers.robots import SO100
 from actsac.drivers.servo_model import DEFAULT_MAX_SPEED
 from actsac.policy import tasks

@@ -20,8 +20,9 @@ def run_bounded(limit_s: float = 30.0, **config):
     timer.start()
     lines = []
     safety = config.pop("safety", SafetySettings(stop_hold_s=0.1))
+    sim = config.pop("sim", None)
     try:
-        summary = run(RunConfig(safety=safety, **config), stop=stop, log=lines.append)
+        summary = run(RunConfig(safety=safety, **config), stop=stop, log=lines.append, sim=sim)
     finally:
         timer.cancel()
     assert "watchdog" not in summary["exit_reason"]

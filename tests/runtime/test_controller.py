@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from actsac.runtime.controller import Controller
-from actsac.runtime.ensemble import ChunkExecutor, TemporalEnsembler
+from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 from actsac.runtime.inference import InferenceWorker
 from actsac.runtime.loop import TickTime
 from actsac.runtime.observation import GoalSchedule, ObservationBuilder

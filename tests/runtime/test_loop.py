@@ -119,7 +119,7 @@ def test_real_clock_wakes_close_to_the_deadline():
         deadline = clock.now() + 0.002
         clock.sleep_until(deadline)
         late.append(clock.now() - deadline)
-    assert min(late) >= 0.0  # never early; how late is measured by benchmarks/loop.py, not asserted
+    assert min(late) >= 0.0  # never early; how late is measured by actsac-bench --loop, not asserted
 
 
 def test_realtime_priority_is_granted_and_restored_or_refused_with_a_reason():

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actsac._cli import UserError
-from actsac.runtime import session
+from actsac.drivers.robots import load_robot
+from actsac.runtime import backends
+from actsac.runtime.errors import RunRefused
 from actsac.runtime.observation import ObservationBuilder
 from actsac.runtime.session import RunConfig, run
 
@@ -18,7 +19,7 @@ TASK = {"name": "t", "goals": [[0.0] * 6]}
 def refused(tmp_path, match, model_kwargs=None, **config):
     if model_kwargs is not None:
         config["model"] = reach_model(tmp_path / "m.onnx", **{"task": TASK, **model_kwargs})
-    with pytest.raises(UserError, match=match) as info:
+    with pytest.raises(RunRefused, match=match) as info:
         run(RunConfig(**config), log=lambda line: None)
     assert "\n" not in str(info.value)
     return str(info.value)
@@ -76,7 +77,7 @@ def test_real_port_uses_the_default_calibration_file(tmp_path, monkeypatch):
 
 def test_missing_model_and_missing_example_model(tmp_path, monkeypatch):
     refused(tmp_path, "no such file", model=tmp_path / "nope.onnx")
-    monkeypatch.setattr(session, "EXAMPLE_MODEL", tmp_path / "so100_reach.onnx")
+    monkeypatch.setattr(backends, "EXAMPLE_MODEL", tmp_path / "so100_reach.onnx")
     refused(tmp_path, "example policy .* is not installed: pass --model")
 
 
@@ -92,7 +93,7 @@ def test_unknown_robot_and_composite_port_syntax(tmp_path):
 
     refused(tmp_path, "unknown robot 'r2d2'", robot="r2d2")
     toml = Path(__file__).parents[2] / "drivers" / "robots" / "upper_body.toml"
-    spec = session._load_robot(str(toml))
+    spec = load_robot(str(toml))
     with pytest.raises(RobotSpecError, match="has 3 buses"):
         parse_ports("/dev/ttyUSB0", spec)
     with pytest.raises(RobotSpecError, match="no port for bus 'hand'"):

@@ -10,7 +10,7 @@ def test_goal_report_judges_success_against_the_tolerance():
     report = goal_report(raw, tolerance=1.0)
     assert [g["success"] for g in report] == [True, False, False]
     assert [g["success"] for g in goal_report(raw, tolerance=None)] == [None, None, None]
-    summary = summarize(RunStats(), fps_target=30.0, scheduler=None, controller=None, io=None, latencies_s=[],
+    summary = summarize(RunStats(), fps_target=30.0, scheduler=None, controller=None, io=None,
                         exit_reason="completed", exit_code=0)
     summary["goals"] = report
     rows = {line.split()[0] + line.split()[1]: line for line in format_table(summary).splitlines()}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from actsac.drivers.sim import Faults
+from actsac.drivers.sim import Faults, SimOptions
 from actsac.runtime.safety import SafetySettings
 from actsac.runtime.session import EXIT_OK, EXIT_SAFETY_STOP
 
@@ -40,9 +40,9 @@ def test_so100_ensemble_reaches_its_goals_records_and_reports(reach_onnx, tmp_pa
 
 
 def test_so100_chunk_mode_runs_chunks_open_loop(reach_onnx, monkeypatch):
-    from actsac.runtime import session
+    from actsac.runtime import backends
 
-    monkeypatch.setattr(session, "EXAMPLE_MODEL", reach_onnx)  # no --model: the shipped example policy runs
+    monkeypatch.setattr(backends, "EXAMPLE_MODEL", reach_onnx)  # no --model: the shipped example policy runs
     summary, lines = run_bounded(duration_s=1.5, fps=30, exec_mode="chunk", n_action_steps=6)
     assert "reach.onnx" in lines[1]
     assert summary["exit_code"] == EXIT_OK
@@ -149,14 +149,15 @@ def test_stalled_model_stops_the_run(tmp_path):
 
 def test_dropped_replies_reuse_the_last_observation(reach_onnx):
     # 5 % of replies lost: a 6-motor sync read fails a try in 1 of 4, a whole tick's tries in about 1 of 15
-    summary, _ = run_bounded(model=reach_onnx, duration_s=2.0, fps=30, sim_faults=Faults(drop_prob=0.05), seed=1,
+    summary, _ = run_bounded(model=reach_onnx, duration_s=2.0, fps=30, seed=1,
+                             sim=SimOptions(faults=Faults(drop_prob=0.05)),
                              safety=SafetySettings(obs_max_age_s=0.2, max_bus_failures=5, stop_hold_s=0.1))
     assert summary["exit_code"] == EXIT_OK and summary["bus_errors"] >= 1
 
 
 def test_a_silent_motor_stops_the_run(reach_onnx):
     summary, _ = run_bounded(model=reach_onnx, duration_s=10.0, fps=30,
-                             sim_faults=Faults(silent_after_s={"elbow_flex": 1.0}))
+                             sim=SimOptions(faults=Faults(silent_after_s={"elbow_flex": 1.0})))
     assert summary["exit_code"] == EXIT_SAFETY_STOP and "bus read failed" in summary["exit_reason"]
     assert "elbow_flex" in summary["exit_reason"]
     assert 25 <= summary["ticks"] <= 45
@@ -211,7 +212,7 @@ def test_shipped_example_policy_reaches_its_trained_goals():
     the first goal of its task, held to the end of its time, within the task's success tolerance."""
     from actsac.drivers.robots import SO100
     from actsac.export import read_metadata
-    from actsac.runtime.session import EXAMPLE_MODEL
+    from actsac.runtime.backends import EXAMPLE_MODEL
 
     metadata = read_metadata(EXAMPLE_MODEL)
     assert metadata.joint_names == list(SO100.joint_names) and len(metadata.task["goals"]) == 8

@@ -61,7 +61,6 @@ class TemporalEnsembler:
         self._sum = self._wsum = self._count = None  # allocated on the first chunk (action_dim unknown before)
         self._next_update_tick = 0
         self.dropped_steps = 0
-        self.chunks_added = 0
 
     def update(self, chunk) -> np.ndarray:
         """Every-tick form: add the chunk computed at this tick and return this tick's action."""
@@ -78,7 +77,6 @@ class TemporalEnsembler:
         if self._sum is None:
             self._allocate(chunk.shape[1], start_tick)
         self._last_start = start_tick
-        self.chunks_added += 1
         first_live = self._base if self._served is None else max(self._base, self._served + 1)
         skip = max(0, first_live - start_tick)
         if skip >= self.chunk_size:
@@ -161,7 +159,6 @@ class ChunkExecutor:
         self._waiting: tuple[int, np.ndarray] | None = None
         self._served = None
         self.dropped_steps = 0
-        self.chunks_added = 0
 
     def _window_end(self, entry) -> int:
         start, chunk = entry
@@ -173,7 +170,6 @@ class ChunkExecutor:
             raise ValueError(f"chunk of shape {chunk.shape}: expected ({self.chunk_size or 'H'}, action_dim)")
         if chunk.shape[0] < self.n_action_steps:
             raise ValueError(f"chunk of {chunk.shape[0]} steps is shorter than n_action_steps {self.n_action_steps}")
-        self.chunks_added += 1
         if self._waiting is not None:  # superseded before it ever ran
             self.dropped_steps += self._window_end(self._waiting) - self._waiting[0]
         self._waiting = (int(start_tick), chunk)

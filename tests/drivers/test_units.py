@@ -1,11 +1,9 @@
-"""Normalisation: LeRobot's published formulas, and raw -> user -> raw round trips on a dense grid."""
+"""Units (raw ticks <-> user units): LeRobot's published formulas, raw -> user -> raw round trips on a grid."""
 
 import numpy as np
 import pytest
 
-from actsac.calibration import load_calibration
-from actsac.calibration.normalize import NORM_MODES, MotorCalibration, normalize, unnormalize
-from actsac.drivers.robots import load_robot
+from actsac.drivers.units import NORM_MODES, MotorCalibration, normalize, unnormalize
 
 RAW = np.arange(0, 4096)
 
@@ -22,18 +20,6 @@ def lerobot_formula(raw, cal, mode):
         return 100 - value if cal.drive_mode else value
     assert mode == "degrees"
     return (raw - (lo + hi) / 2) * 360 / 4095
-
-
-def test_lerobot_file_normalises_like_the_published_formulas(lerobot_file):
-    spec = load_robot("so100")
-    calibration = load_calibration(lerobot_file, spec)
-    for motor in spec.motors:
-        cal = calibration[motor.name]
-        for mode in (motor.norm_mode, "degrees"):
-            np.testing.assert_allclose(normalize(RAW, cal, mode), lerobot_formula(RAW, cal, mode), atol=1e-9,
-                                       err_msg=f"{motor.name} {mode}")
-    assert spec.motor("gripper").norm_mode == "range_0_100"
-    assert {m.norm_mode for m in spec.motors if m.name != "gripper"} == {"range_m100_100"}
 
 
 @pytest.mark.parametrize("drive_mode", [0, 1])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from actsac.runtime.ensemble import ChunkExecutor, TemporalEnsembler
+from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 
 
 def act_reference(chunks: np.ndarray, coeff: float) -> np.ndarray:
