@@ -27,90 +27,97 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
-import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from actsac._cli import fail
 from actsac.files import output_problem
+from actsac.options import AT_LEAST_0, AT_LEAST_1, OptionError, add_options, check_options, from_args, option
+from actsac.runtime.safety import POSITIVE
 
 from . import BenchError
 from .machine import machine_info
 from .model import BACKENDS, time_model
-from .report import SCHEMA, add_efficiency, compare, plot_histogram, print_efficiency, write_report
+from .report import SCHEMA, add_efficiency, compare, plot_histogram, write_report
 
 EXIT_USAGE = 2
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
+@dataclass
+class ModelOptions:
+    backends: str = option("ort,torch", f"comma-separated, from {','.join(BACKENDS)} (default: ort,torch)")
+    threads: int = option(2, "intra-op threads (default 2, as actsac-run)", AT_LEAST_1)
+    iters: int = option(500, "timed calls per backend", AT_LEAST_1)
+    warmup: int = option(50, "untimed calls first", AT_LEAST_0)
+    json: Path | None = option(None, "write the results here (schema actsac-bench/1)", metavar="FILE")
+    plot: Path | None = option(None, "write a latency histogram PNG here", metavar="FILE")
+    compare: list[str] | None = option(None, "print a table comparing result files, then exit", type=str,
+                                       nargs="+", metavar="JSON")
 
-    return parse
+
+@dataclass
+class RobotOptions:
+    robot: str = option("so100", "built-in robot or robot .toml (default so100); --bus takes several, "
+                                 "comma-separated")
+    port: str | None = option(None, "a real robot's serial port: PORT, or BUS=PORT,... for several buses "
+                                    "(default: the simulator)")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
-    return value
+@dataclass
+class LoopOptions:
+    loop_model: Path | None = option(None, "the policy (default: the positional model, else the shipped example "
+                                           "policy)", flag="--model", metavar="ONNX")
+    calibration: Path | None = option(None, "on a real robot: calibration file (default: the one actsac-calibrate "
+                                            "wrote)")
+    fps: float = option(100.0, "loop rate in Hz (default 100)", POSITIVE)
+    duration: float = option(60.0, "seconds (default 60)", POSITIVE)
+    exec_mode: str | None = option(None, "temporal ensembling or chunk by chunk, as actsac-run --exec (default "
+                                         "ensemble)", flag="--exec", choices=("ensemble", "chunk"),
+                                   metavar="{ensemble,chunk}")
+    record: Path | None = option(None, "write the per-tick log and plot here", metavar="DIR")
+
+
+@dataclass
+class BusOptions:
+    cycles: int = option(2000, "timed cycles per bus", AT_LEAST_1)
+    baudrate: int | None = option(None, "override every bus's baud rate", AT_LEAST_1)
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes as one line (and exit code 2), like every other user mistake here."""
 
-    def error(self, message: str) -> "NoReturn":  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         fail(f"{message} (see actsac-bench --help)", EXIT_USAGE)
 
 
 def parse_args(argv=None):
+    """The ``*Options`` fields (each checked as declared), plus the on/off flags, in plain argparse: an ``option()``
+    bool would add their opposites too (--no-loop, --realtime, ...)."""
     p = _Parser(prog="actsac-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", type=Path, help="exported actor (.onnx) to time")
-    p.add_argument("--backends", default="ort,torch",
-                   help=f"comma-separated, from {','.join(BACKENDS)} (default: ort,torch)")
-    p.add_argument("--threads", type=_int_at_least(1), default=2, help="intra-op threads (default 2, as actsac-run)")
-    p.add_argument("--iters", type=_int_at_least(1), default=500, help="timed calls per backend (default 500)")
-    p.add_argument("--warmup", type=_int_at_least(0), default=50, help="untimed calls first (default 50)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the results here (schema actsac-bench/1)")
-    p.add_argument("--plot", type=Path, metavar="FILE", help="write a latency histogram PNG here")
-    p.add_argument("--compare", nargs="+", metavar="JSON", help="print a table comparing result files, then exit")
-    robot = p.add_argument_group("robot, for --loop and --bus (the simulator unless --port)")
-    robot.add_argument("--robot", default="so100",
-                       help="built-in robot or robot .toml (default so100); --bus takes several, comma-separated")
-    robot.add_argument("--port", help="a real robot's serial port: PORT, or BUS=PORT,... for several buses "
-                                      "(default: the simulator)")
+    add_options(p, ModelOptions)
+    add_options(p, RobotOptions, p.add_argument_group("robot, for --loop and --bus (the simulator unless --port)"))
     loop = p.add_argument_group("control loop (--loop)")
     loop.add_argument("--loop", action="store_true", help="run actsac-run's loop benchmark (targets: 0 deadline "
                                                           "misses, jitter p99 < 1 ms, loop overhead p50 < 300 us)")
-    loop.add_argument("--model", dest="loop_model", type=Path, metavar="ONNX",
-                      help="the policy (default: the positional model, else the shipped example policy)")
-    loop.add_argument("--calibration", type=Path,
-                      help="on a real robot: calibration file (default: the one actsac-calibrate wrote)")
-    loop.add_argument("--fps", type=_positive_float, default=100.0, help="loop rate in Hz (default 100)")
-    loop.add_argument("--duration", type=_positive_float, default=60.0, help="seconds (default 60)")
-    loop.add_argument("--exec", dest="exec_mode", choices=("ensemble", "chunk"),
-                      help="temporal ensembling or chunk by chunk, as actsac-run --exec (default ensemble)")
-    loop.add_argument("--record", type=Path, metavar="DIR", help="write the per-tick log and plot here")
+    add_options(p, LoopOptions, loop)
     loop.add_argument("--no-realtime", dest="realtime", action="store_false",
                       help="normal priority (default: ask for SCHED_FIFO, go on without it if refused)")
     loop.add_argument("--require-targets", action="store_true",
                       help="exit 1 when a target is missed (after writing the JSON)")
     bus = p.add_argument_group("bus cycle (--bus)")
     bus.add_argument("--bus", action="store_true", help="time sync-read + sync-write bus cycles")
-    bus.add_argument("--cycles", type=_int_at_least(1), default=2000, help="timed cycles per bus (default 2000)")
-    bus.add_argument("--baudrate", type=_int_at_least(1), help="override every bus's baud rate")
+    add_options(p, BusOptions, bus)
     bus.add_argument("--no-wire-time", dest="wire_time", action="store_false",
                      help="the simulator answers at once (the software's cost only)")
     args = p.parse_args(argv)
+    try:
+        for options in (ModelOptions, RobotOptions, LoopOptions, BusOptions):
+            check_options(from_args(options, args))
+    except OptionError as exc:
+        p.error(str(exc))
     _check(p, args)
     return args
 
@@ -118,9 +125,9 @@ def parse_args(argv=None):
 def _check(p: argparse.ArgumentParser, args) -> None:
     """Every mistake that can be seen before anything runs."""
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = [b for b in args.backends if b not in BACKENDS]
+    unknown = next((b for b in args.backends if b not in BACKENDS), None)
     if unknown:
-        p.error(f"--backends: unknown backend '{unknown[0]}' (one of {', '.join(BACKENDS)})")
+        p.error(f"--backends: unknown backend '{unknown}' (one of {', '.join(BACKENDS)})")
     if args.compare:
         if args.model or args.loop or args.bus or args.json or args.plot:
             p.error("--compare only reads result files: run it on its own")
@@ -131,13 +138,11 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--backends: no backend given")
     if args.loop_model and not args.loop:
         p.error("--model is the --loop policy; to time a model, give it as the first argument")
-    for option, value, mode, on in (("--exec", args.exec_mode, "--loop", args.loop),
-                                     ("--record", args.record, "--loop", args.loop),
-                                     ("--require-targets", args.require_targets, "--loop", args.loop),
-                                     ("--baudrate", args.baudrate, "--bus", args.bus),
-                                     ("--no-wire-time", not args.wire_time, "--bus", args.bus)):
-        if value and not on:
-            p.error(f"{option} is a {mode} option")
+    for flag, value, mode in (("--exec", args.exec_mode, "loop"), ("--record", args.record, "loop"),
+                               ("--require-targets", args.require_targets, "loop"),
+                               ("--baudrate", args.baudrate, "bus"), ("--no-wire-time", not args.wire_time, "bus")):
+        if value and not getattr(args, mode):
+            p.error(f"{flag} is a --{mode} option")
     args.exec_mode = args.exec_mode or "ensemble"
     if not args.wire_time and args.port:
         p.error("--no-wire-time is for the simulator: a real port has its own wire time")
@@ -155,23 +160,21 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--plot needs matplotlib, which is not installed here")
     inputs = {"the model": args.model, "--model": args.loop_model, "--calibration": args.calibration,
               **{"--robot" if len(args.robots) == 1 else f"--robot {r}": r for r in args.robots}}
-    for option, out in (("--json", args.json), ("--plot", args.plot)):
+    for flag, out in (("--json", args.json), ("--plot", args.plot)):
         problem = None if out is None else output_problem(out, inputs)
         if problem:
-            p.error(f"{option} {out}: {problem}")
+            p.error(f"{flag} {out}: {problem}")
     if args.json and args.plot and args.json.resolve() == args.plot.resolve():
         p.error(f"--json and --plot both name {args.json}: give two different files")
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
     try:
-        code = _main(args)
+        raise SystemExit(_main(parse_args(argv)))
     except BenchError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    raise SystemExit(code)
 
 
 def _main(args) -> int:
@@ -188,7 +191,6 @@ def _main(args) -> int:
         section, raw = time_model(args.model, args.backends, args.threads, args.iters, args.warmup)
         report.update(section)
         add_efficiency(report)
-        print_efficiency(report)
     if args.loop:
         from .loop import bench_loop
 
@@ -210,12 +212,9 @@ def _main(args) -> int:
     if loop and loop["exit_code"] != 0:  # the figures are written; the exit code still says the run failed
         print(f"error: the control loop ended early: {loop['exit_reason']}", file=sys.stderr)
         return loop["exit_code"]
-    if loop and args.require_targets:
-        from .loop import targets_met
-
-        if not targets_met(loop):
-            print("error: the control loop missed a target (--require-targets)", file=sys.stderr)
-            return 1
+    if loop and args.require_targets and not all(t["met"] for t in loop["targets"].values()):
+        print("error: the control loop missed a target (--require-targets)", file=sys.stderr)
+        return 1
     return 0
 
 

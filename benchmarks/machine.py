@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -16,27 +15,21 @@ def machine_info(threads: int) -> dict:
     """The report's ``machine`` section; the CPU peak counts ``threads`` cores at most."""
     import onnxruntime as ort
 
-    peak, how = cpu_peak_gflops(threads)
-    return {"hostname": socket.gethostname(), "platform": platform.platform(), "processor": _cpu_name(),
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        cpuinfo = None
+    names = (line.split(":", 1)[1].strip() for line in cpuinfo or [] if line.startswith(("model name", "Model")))
+    processor = next(names, platform.processor() or "unknown")
+    peak, how = cpu_peak_gflops(threads, cpuinfo)
+    return {"hostname": socket.gethostname(), "platform": platform.platform(), "processor": processor,
             "cpu_count": os.cpu_count(), "gpu": _gpu_name(), "python": platform.python_version(),
             "actsac": __version__, "onnxruntime": ort.__version__, "ort_providers": ort.get_available_providers(),
             "cpu_peak_gflops": peak, "cpu_peak_note": how}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _gpu_name() -> str | None:
     """The NVIDIA GPU's name when nvidia-smi answers (None on a machine without one)."""
-    if shutil.which("nvidia-smi") is None:
-        return None
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                              text=True, timeout=10)
@@ -45,13 +38,11 @@ def _gpu_name() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
-    """A rough fp32 peak: cores x clock x FMA width. Returns (GFLOP/s or None, how it was estimated)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+def cpu_peak_gflops(threads: int, lines: list[str] | None) -> tuple[float | None, str]:
+    """A rough fp32 peak from /proc/cpuinfo's ``lines``: cores x clock x FMA width. Returns (GFLOP/s or None, how
+    it was estimated)."""
+    if lines is None:
         return None, f"unknown on {platform.system()}"
-    lines = info.splitlines()
     flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith(("flags", "Features"))), [])
     ghz = _max_clock_ghz(lines)
     if ghz is None:

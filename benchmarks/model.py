@@ -1,13 +1,11 @@
-"""Batch-1 latency of an exported actor per backend, and its FLOPs.
-
-Each backend is timed through the object ``actsac-run`` itself uses (runtime/backends.py), asking for the
-``action`` output as the deterministic loop does. Robot-side code: numpy and onnxruntime only. ``onnx`` (for
-counting FLOPs) and ``torch`` (the eager baseline) are optional: a figure or backend that needs a missing
-package is reported as skipped, with why.
+"""Batch-1 latency of an exported actor per backend, and its FLOPs. Each backend is timed through the object
+``actsac-run`` itself uses (runtime/backends.py), asking for the ``action`` output as the deterministic loop does;
+a figure or backend that needs a missing package (``onnx`` for FLOPs, ``torch``) is reported as skipped, with why.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ ORT_PROVIDERS = {"ort": CPU, "ort-cuda": "CUDAExecutionProvider", "ort-trt": "Te
 CPU_PROVIDERS = (CPU, "torch-cpu")  # providers whose speed the CPU peak bounds
 TIMED = ("ok", "fallback")  # statuses that carry latencies ("fallback": ONNX Runtime ran another provider)
 OUTPUTS = ["action"]
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms")
 
 
 @dataclass
@@ -38,14 +37,10 @@ class BackendResult:
 
     def summary(self) -> dict:
         """The schema's backend entry: always the same keys, latencies null when nothing was timed."""
-        out = {"backend": self.backend, "status": self.status, "note": self.note, "provider": self.provider,
-               "iters": len(self.latencies_ms)}
         lat = np.asarray(self.latencies_ms)
-        for q in (50, 90, 99):
-            out[f"p{q}_ms"] = float(np.percentile(lat, q)) if lat.size else None
-        out["max_ms"] = float(lat.max()) if lat.size else None
-        out["mean_ms"] = float(lat.mean()) if lat.size else None
-        return out
+        figures = [*np.percentile(lat, (50, 90, 99)), lat.max(), lat.mean()] if lat.size else [None] * 5
+        return {"backend": self.backend, "status": self.status, "note": self.note, "provider": self.provider,
+                "iters": lat.size, **{key: None if v is None else float(v) for key, v in zip(LATENCY_KEYS, figures)}}
 
 
 def time_model(model: Path, backends: list[str], threads: int, iters: int, warmup: int) -> tuple[dict, list]:
@@ -63,9 +58,8 @@ def time_model(model: Path, backends: list[str], threads: int, iters: int, warmu
           f"{threads} thread(s), {warmup} warm-up + {iters} timed calls per backend", flush=True)
     raw = []
     for backend in backends:
-        result = bench_backend(backend, model, obs, threads, iters, warmup)
-        raw.append(result)
-        print(format_row(result.summary()), flush=True)
+        raw.append(bench_backend(backend, model, obs, threads, iters, warmup))
+        print(format_row(raw[-1].summary()), flush=True)
     section = {"path": str(model), "sha256": file_sha256(model), "actor": metadata.actor,
                "chunk_size": metadata.chunk_size, "action_dim": metadata.action_dim,
                "observation_shape": list(metadata.observation_shape), "precision": metadata.precision,
@@ -95,17 +89,27 @@ def example_observation(metadata) -> np.ndarray:
 
 
 def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iters: int, warmup: int) -> BackendResult:
+    """Time ``backend`` through the object actsac-run uses for it; a call that raises (out of memory, a CUDA
+    error) marks it failed, and the other backends still run."""
     if backend in ORT_PROVIDERS:
-        return bench_ort(model, backend, obs, threads, iters, warmup)
-    if backend == "trt":
-        return bench_trt(model, obs, iters, warmup)
-    if backend == "torch":
-        return bench_torch(model, obs, threads, iters, warmup)
-    raise BenchError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
+        result, call = _open_ort(model, backend, obs, threads)
+    elif backend == "trt":
+        result, call = _open_trt(model, obs)
+    elif backend == "torch":
+        result, call = _open_torch(model, obs, threads)
+    else:
+        raise BenchError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
+    if call is not None:
+        try:
+            result.latencies_ms = time_calls(call, iters, warmup).samples_ms
+        except Exception as exc:  # noqa: BLE001 (reported per backend)
+            result.status, result.note = "failed", f"inference failed: {first_line(exc)}"
+    return result
 
 
-def bench_ort(model: Path, backend: str, obs: np.ndarray, threads: int, iters: int, warmup: int) -> BackendResult:
-    """ONNX Runtime with actsac-run's session options; the provider asked for first, then the CPU."""
+def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int):
+    """ONNX Runtime with actsac-run's session options, the provider asked for first, then the CPU. Like each
+    ``_open_*``: (the result, the call to time, or None when the backend cannot run)."""
     import onnxruntime as ort
 
     from actsac.runtime.backends import OrtModel
@@ -114,7 +118,7 @@ def bench_ort(model: Path, backend: str, obs: np.ndarray, threads: int, iters: i
     try:
         session = OrtModel(model, threads).session  # the runtime's CPU session (threads, no spinning)
     except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a file it cannot load)
-        return BackendResult(backend, "failed", first_line(exc))
+        return BackendResult(backend, "failed", first_line(exc)), None
     available = ort.get_available_providers()
     if wanted != CPU:
         chain = [wanted] + (["CUDAExecutionProvider"] if backend == "ort-trt" and "CUDAExecutionProvider" in available
@@ -124,60 +128,50 @@ def bench_ort(model: Path, backend: str, obs: np.ndarray, threads: int, iters: i
                 warnings.simplefilter("ignore")
                 session = ort.InferenceSession(str(model), session.get_session_options(), providers=chain)
         except Exception as exc:  # noqa: BLE001 (a provider that fails to initialise: reported, not raised)
-            return BackendResult(backend, "failed", f"session creation failed: {first_line(exc)}")
+            return BackendResult(backend, "failed", f"session creation failed: {first_line(exc)}"), None
     used = session.get_providers()[0]
     status, note = "ok", ""
     if used != wanted:
         why = "" if wanted in available else f": {wanted} is not in this onnxruntime build ({', '.join(available)})"
         status, note = "fallback", f"asked for {wanted}, ONNX Runtime ran {used}{why}"
     feed = {session.get_inputs()[0].name: obs}
-    return _timed(BackendResult(backend, status, note, used), lambda: session.run(OUTPUTS, feed), iters, warmup)
+    return BackendResult(backend, status, note, used), lambda: session.run(OUTPUTS, feed)
 
 
-def bench_trt(model: Path, obs: np.ndarray, iters: int, warmup: int) -> BackendResult:
+def _open_trt(model: Path, obs: np.ndarray):
     """The TensorRT engine ``actsac-export --trt`` builds beside the .onnx, as ``actsac-run --backend trt``."""
     from actsac.export.tensorrt import missing_tensorrt_reason
     from actsac.runtime.backends import TrtModel
 
     reason = missing_tensorrt_reason()
     if reason:
-        return BackendResult("trt", "skipped", reason)
+        return BackendResult("trt", "skipped", reason), None
     engine = model.with_suffix(".engine")
     if not engine.is_file():
-        return BackendResult("trt", "skipped", f"no engine at {engine}: build it with actsac-export --trt")
+        return BackendResult("trt", "skipped", f"no engine at {engine}: build it with actsac-export --trt"), None
     try:
         runner = TrtModel(model)
     except Exception as exc:  # noqa: BLE001 (an engine from another TensorRT version or GPU, a CUDA error)
-        return BackendResult("trt", "failed", first_line(exc))
-    return _timed(BackendResult("trt", "ok", "", "TensorRT"), lambda: runner(obs[0], OUTPUTS), iters, warmup)
+        return BackendResult("trt", "failed", first_line(exc)), None
+    return BackendResult("trt", "ok", "", "TensorRT"), lambda: runner(obs[0], OUTPUTS)
 
 
-def bench_torch(model: Path, obs: np.ndarray, threads: int, iters: int, warmup: int) -> BackendResult:
+def _open_torch(model: Path, obs: np.ndarray, threads: int):
     """Eager PyTorch on the ``model.pt`` beside the .onnx, as ``actsac-run --backend torch``."""
     try:
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     except ImportError:
-        return BackendResult("torch", "skipped", "PyTorch is not installed (normal on a robot computer)")
+        return BackendResult("torch", "skipped", "PyTorch is not installed (normal on a robot computer)"), None
     from actsac.runtime.backends import TorchModel
 
     checkpoint = model.with_suffix(".pt")
     if not checkpoint.is_file():
-        return BackendResult("torch", "skipped", f"no checkpoint {checkpoint.name} beside {model.name}")
+        return BackendResult("torch", "skipped", f"no checkpoint {checkpoint.name} beside {model.name}"), None
     try:
         actor = TorchModel(model, threads)
     except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a checkpoint it cannot load)
-        return BackendResult("torch", "failed", first_line(exc))
-    return _timed(BackendResult("torch", "ok", "eager, inference_mode", "torch-cpu"), lambda: actor(obs[0], OUTPUTS),
-                  iters, warmup)
-
-
-def _timed(result: BackendResult, call, iters: int, warmup: int) -> BackendResult:
-    """Time ``call`` into ``result``; a call that raises (out of memory, a CUDA error) marks it failed."""
-    try:
-        result.latencies_ms = time_calls(call, iters, warmup).samples_ms
-    except Exception as exc:  # noqa: BLE001 (reported per backend; the other backends still run)
-        result.status, result.note = "failed", f"inference failed: {first_line(exc)}"
-    return result
+        return BackendResult("torch", "failed", first_line(exc)), None
+    return BackendResult("torch", "ok", "eager, inference_mode", "torch-cpu"), lambda: actor(obs[0], OUTPUTS)
 
 
 def onnx_flops(model: Path) -> tuple[int | None, str]:
@@ -186,7 +180,6 @@ def onnx_flops(model: Path) -> tuple[int | None, str]:
     normalisation, softmax, biases, nodes inside control flow, and what ONNX Runtime's optimiser changes."""
     try:
         import onnx
-        from onnx import shape_inference
     except ImportError:
         return None, "not counted: the onnx package is not installed"
     try:
@@ -195,7 +188,7 @@ def onnx_flops(model: Path) -> tuple[int | None, str]:
             for dim in value.type.tensor_type.shape.dim:
                 if not dim.HasField("dim_value"):
                     dim.dim_value = 1
-        graph = shape_inference.infer_shapes(proto, data_prop=True).graph
+        graph = onnx.shape_inference.infer_shapes(proto, data_prop=True).graph
     except Exception as exc:  # noqa: BLE001 (a figure, never a reason to fail the benchmark)
         return None, f"not counted: ONNX shape inference failed ({first_line(exc)})"
     shapes = {init.name: list(init.dims) for init in graph.initializer}
@@ -203,20 +196,13 @@ def onnx_flops(model: Path) -> tuple[int | None, str]:
         dims = value.type.tensor_type.shape.dim
         if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
             shapes[value.name] = [d.dim_value for d in dims]
-    total, counted, unresolved = 0, 0, 0
-    for node in graph.node:
-        if node.op_type not in ("MatMul", "Gemm"):
-            continue
-        a, b = (shapes.get(name) for name in node.input[:2])
-        if a is None or b is None:
-            unresolved += 1
-            continue
-        total += _matmul_flops(node, a, b)
-        counted += 1
-    note = f"MatMul/Gemm only ({counted} nodes), batch 1"
-    if unresolved:
-        note += f"; {unresolved} with unresolved shapes left out"
-    return total, note
+    nodes = [node for node in graph.node if node.op_type in ("MatMul", "Gemm")]
+    resolved = [(node, shapes[node.input[0]], shapes[node.input[1]]) for node in nodes
+                if node.input[0] in shapes and node.input[1] in shapes]
+    note = f"MatMul/Gemm only ({len(resolved)} nodes), batch 1"
+    if len(resolved) < len(nodes):
+        note += f"; {len(nodes) - len(resolved)} with unresolved shapes left out"
+    return sum(_matmul_flops(*r) for r in resolved), note
 
 
 def _matmul_flops(node, a: list[int], b: list[int]) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from actsac.files import atomic_write
 
 from . import BenchError
@@ -17,24 +19,17 @@ LOOP_KEYS = ("fps_achieved", "deadline_misses", "jitter_p99_us", "jitter_max_us"
 
 
 def add_efficiency(report: dict) -> None:
-    """Achieved GFLOP/s at p50 and, on the CPU, the fraction of the estimated peak (null where unknown)."""
-    flops, peak = report["model"]["flops"], report["machine"]["cpu_peak_gflops"]
+    """Add and print achieved GFLOP/s at p50 and, on the CPU, the fraction of the estimated peak (null where
+    unknown)."""
+    flops, note, machine = report["model"]["flops"], report["model"]["flops_note"], report["machine"]
+    print(f"  {flops / 1e6:.3f} MFLOP per call ({note}); peak: {machine['cpu_peak_note']}" if flops
+          else f"  FLOPs: {note}")
     for r in report["backends"]:
         r["achieved_gflops"] = r["fraction_of_peak"] = None
         if r["status"] in TIMED and flops and r["p50_ms"]:
             r["achieved_gflops"] = flops / (r["p50_ms"] * 1e-3) / 1e9
-            if peak and r["provider"] in CPU_PROVIDERS:
-                r["fraction_of_peak"] = r["achieved_gflops"] / peak
-
-
-def print_efficiency(report: dict) -> None:
-    m = report["model"]
-    if not m["flops"]:
-        print(f"  FLOPs: {m['flops_note']}")
-        return
-    print(f"  {m['flops'] / 1e6:.3f} MFLOP per call ({m['flops_note']}); peak: {report['machine']['cpu_peak_note']}")
-    for r in report["backends"]:
-        if r["achieved_gflops"]:
+            if machine["cpu_peak_gflops"] and r["provider"] in CPU_PROVIDERS:
+                r["fraction_of_peak"] = r["achieved_gflops"] / machine["cpu_peak_gflops"]
             frac = r["fraction_of_peak"]
             extra = f", {100 * frac:.2f} % of the CPU peak" if frac is not None else ""
             print(f"  {r['backend']:9} {r['achieved_gflops']:.2f} GFLOP/s at p50{extra}")
@@ -42,14 +37,11 @@ def print_efficiency(report: dict) -> None:
 
 def plot_histogram(results, path: Path) -> None:
     """Latency histograms of every timed backend on shared log-spaced bins (backends differ 10-100x)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    from matplotlib.figure import Figure  # without pyplot: no GUI backend, no global figure to close
 
     timed = [r for r in results if r.latencies_ms]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     if timed:
         everything = np.concatenate([r.latencies_ms for r in timed])
         low, high = max(everything.min(), 1e-4), max(everything.max(), everything.min() * 1.01 + 1e-4)
@@ -59,12 +51,9 @@ def plot_histogram(results, path: Path) -> None:
             ax.hist(r.latencies_ms, bins=bins, alpha=0.6, label=label)
         ax.set_xscale("log")
         ax.legend()
-    ax.set_xlabel("batch-1 latency (ms, log scale)")
-    ax.set_ylabel("calls")
-    ax.set_title("actsac-bench: inference latency")
+    ax.set(xlabel="batch-1 latency (ms, log scale)", ylabel="calls", title="actsac-bench: inference latency")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
 
 
 def write_report(report: dict, path: Path) -> None:
@@ -102,13 +91,19 @@ def _cell(v, fmt: str = "{:g}") -> str:
     return fmt.format(v) if _number(v) else "-" if v is None else str(v)
 
 
+def _pair(entry) -> str | None:
+    """An entry's "p50/p99" in ms, None without both figures."""
+    if isinstance(entry, dict) and _number(entry.get("p50_ms")) and _number(entry.get("p99_ms")):
+        return f"{entry['p50_ms']:.3f}/{entry['p99_ms']:.3f}"
+    return None
+
+
 def compare(paths: list[str]) -> None:
     """One column per result file: machine, model, p50/p99 per backend, loop and bus figures."""
     reports = [load_report(p) for p in paths]
-    width = 24
 
-    def line(label: str, cells) -> None:
-        print(f"{label:<26}" + "".join(f"{str(c)[:width - 2]:>{width}}" for c in cells))
+    def line(label: str, cells) -> None:  # 24 characters a column
+        print(f"{label:<26}" + "".join(f"{str(c)[:22]:>24}" for c in cells))
 
     machines = [r.get("machine") or {} for r in reports]
     models = [r.get("model") or {} for r in reports]
@@ -123,12 +118,11 @@ def compare(paths: list[str]) -> None:
         cells = []
         for r in reports:
             b = next((x for x in r["backends"] if x["backend"] == backend), None)
-            if b is None:
-                cells.append("-")
-            elif b["status"] in TIMED and _number(b.get("p50_ms")) and _number(b.get("p99_ms")):
-                cells.append(f"{b['p50_ms']:.3f}/{b['p99_ms']:.3f}" + ("*" if b["status"] == "fallback" else ""))
+            pair = _pair(b) if b is not None and b["status"] in TIMED else None
+            if pair:
+                cells.append(pair + ("*" if b["status"] == "fallback" else ""))
             else:
-                cells.append(str(b["status"]))
+                cells.append("-" if b is None else str(b["status"]))
         line(f"{backend} p50/p99 ms", cells)
     loops = [r.get("loop") or {} for r in reports]
     for key in LOOP_KEYS:
@@ -142,28 +136,19 @@ def compare(paths: list[str]) -> None:
 
 
 def _bus_rows(bus: dict) -> dict[str, str]:
-    """Table rows of a bus section: one robot's result, or {"robots": [...]} of several (rows named robot/bus)."""
-    if isinstance(bus.get("robots"), list):
-        rows = {}
-        for result in bus["robots"]:
-            if isinstance(result, dict):
-                rows.update(_robot_bus_rows(result, f"{result.get('robot', '?')}/"))
-        return rows
-    return _robot_bus_rows(bus, "")
-
-
-def _robot_bus_rows(bus: dict, prefix: str) -> dict[str, str]:
-    """p50/p99 (and the wire-time floor) per bus, and all buses at once."""
-    def pair(entry) -> str:
-        ok = isinstance(entry, dict) and _number(entry.get("p50_ms")) and _number(entry.get("p99_ms"))
-        return f"{entry['p50_ms']:.3f}/{entry['p99_ms']:.3f}" if ok else "-"
-
+    """p50/p99 (and the wire-time floor) per bus and for all buses at once: of one robot's result, or of each
+    robot of {"robots": [...]} (rows then named robot/bus)."""
+    several = isinstance(bus.get("robots"), list)
     rows = {}
-    for entry in bus.get("buses") or []:
-        if isinstance(entry, dict):
-            rows[f"bus {prefix}{entry.get('bus', '?')} p50/p99 ms"] = pair(entry)
-            if _number(entry.get("floor_ms")):
-                rows[f"bus {prefix}{entry.get('bus', '?')} floor ms"] = f"{entry['floor_ms']:.3f}"
-    if isinstance(bus.get("concurrent"), dict):
-        rows[f"bus {prefix}all at once p50/p99 ms"] = pair(bus["concurrent"])
+    for result in bus["robots"] if several else [bus]:
+        if not isinstance(result, dict):
+            continue
+        prefix = f"bus {result.get('robot', '?')}/" if several else "bus "
+        for entry in result.get("buses") or []:
+            if isinstance(entry, dict):
+                rows[f"{prefix}{entry.get('bus', '?')} p50/p99 ms"] = _pair(entry) or "-"
+                if _number(entry.get("floor_ms")):
+                    rows[f"{prefix}{entry.get('bus', '?')} floor ms"] = f"{entry['floor_ms']:.3f}"
+        if isinstance(result.get("concurrent"), dict):
+            rows[f"{prefix}all at once p50/p99 ms"] = _pair(result["concurrent"]) or "-"
     return rows
