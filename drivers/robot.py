@@ -17,10 +17,9 @@ block's end, an error in ``connect``) turns torque off.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping, Sequence, TypeVar
-
-import time
 
 import numpy as np
 

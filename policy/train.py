@@ -12,11 +12,10 @@ import contextlib
 import copy
 import csv
 import io
-import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np

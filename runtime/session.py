@@ -27,7 +27,7 @@ from .realtime import realtime_priority
 from .recorder import RunRecorder
 from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
-from .safety import CommandFilter, SafetySettings, SafetyStop  # noqa: F401  (SafetySettings: part of the API)
+from .safety import CommandFilter, SafetyStop
 from .signals import stop_on_signals
 
 EXIT_OK = 0  # the run ended as asked (--duration reached)

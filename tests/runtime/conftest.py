@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from actsac.runtime.session import RunConfig, run
+from actsac.runtime.config import RunConfig
+from actsac.runtime.session import run
 from actsac.runtime.safety import SafetySettings
 
 from .models import reach_model

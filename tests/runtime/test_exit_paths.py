@@ -14,7 +14,8 @@ import pytest
 from actsac.calibration import save_calibration
 from actsac.drivers.bus import make_bus
 from actsac.drivers.robots import load_robot
-from actsac.runtime.session import EXIT_INTERRUPTED, EXIT_SAFETY_STOP, RunConfig, run
+from actsac.runtime.config import RunConfig
+from actsac.runtime.session import EXIT_INTERRUPTED, EXIT_SAFETY_STOP, run
 from actsac.runtime.safety import SafetySettings
 
 CMD = [sys.executable, "-m", "actsac.runtime.cli"]

@@ -9,7 +9,8 @@ from actsac.drivers.robots import load_robot
 from actsac.runtime import backends
 from actsac.runtime.errors import RunRefused
 from actsac.runtime.observation import ObservationBuilder
-from actsac.runtime.session import RunConfig, run
+from actsac.runtime.config import RunConfig
+from actsac.runtime.session import run
 
 from .models import reach_model, so100_groups
 
