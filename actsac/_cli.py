@@ -1,10 +1,7 @@
 """Small helpers shared by the console scripts."""
 
 import sys
-
-
-class UserError(Exception):
-    """A mistake in the user's input: reported as one line, never as a traceback."""
+from typing import NoReturn
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -13,6 +10,6 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = 1) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)

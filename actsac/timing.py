@@ -27,10 +27,6 @@ class LatencyStats:
         return float(np.percentile(self.samples_ms, 99))
 
     @property
-    def mean_ms(self) -> float:
-        return float(np.mean(self.samples_ms))
-
-    @property
     def runs(self) -> int:
         return len(self.samples_ms)
 

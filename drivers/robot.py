@@ -17,6 +17,7 @@ block's end, an error in ``connect``) turns torque off.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping, Sequence, TypeVar
@@ -149,7 +150,9 @@ class Robot:
 
             self._on_buses(hold)
         except BaseException:
-            self._on_buses_best_effort(lambda bus: bus.disable_torque())
+            for bus in self.buses.values():  # best effort: one bus's failure must not spare the others
+                with contextlib.suppress(Exception):
+                    bus.disable_torque()
             raise
         self.state = "active"
 
@@ -220,13 +223,6 @@ class Robot:
         if first_error is not None:
             raise first_error
         return results
-
-    def _on_buses_best_effort(self, fn: Callable[[MotorBus], None]) -> None:
-        for bus in self.buses.values():
-            try:
-                fn(bus)
-            except Exception:  # noqa: BLE001 (best effort: one bus's failure must not spare the others)
-                pass
 
     def _disconnect_all(self, raise_errors: bool = False) -> None:
         first_error = disconnect_all(self.buses.values())

@@ -112,7 +112,7 @@ class _Session:
                 self.robot.activate()
                 ended = self.loop.run(stop, duration_s=self.cfg.duration_s)
             if ended == "stopped":
-                reason, code = f"interrupted ({signals.name or 'stop requested'})", EXIT_INTERRUPTED
+                reason, code = f"interrupted ({signals[-1] if signals else 'stop requested'})", EXIT_INTERRUPTED
         except SafetyStop as exc:
             reason, code = f"safety stop: {exc}", EXIT_SAFETY_STOP
         except KeyboardInterrupt:

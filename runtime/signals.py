@@ -8,23 +8,18 @@ import threading
 from typing import Iterator
 
 
-class StopSignals:
-    """Which signal asked the run to stop (``name``: "SIGINT", "SIGTERM" or None)."""
-
-    name: str | None = None
-
-
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[StopSignals]:
-    """Inside the block SIGINT and SIGTERM set ``stop`` instead of raising; the previous handlers come back at
-    its end. Off the main thread (where handlers cannot be installed) it only yields."""
-    seen = StopSignals()
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """Inside the block SIGINT and SIGTERM set ``stop`` instead of raising; the yielded list gets the signal's
+    name ("SIGINT", "SIGTERM"). The previous handlers come back at the end. Off the main thread (where
+    handlers cannot be installed) it only yields."""
+    seen: list[str] = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
 
     def handler(signum, _frame):
-        seen.name = signal.Signals(signum).name
+        seen.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
