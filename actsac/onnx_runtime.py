@@ -14,6 +14,21 @@ from .timing import LatencyStats, time_calls
 
 ORT_THREADS = 2
 CPU = "CPUExecutionProvider"
+MISSING_HINT = ("ONNX Runtime is not installed: pip install onnxruntime (or actsac[cpu]); with an NVIDIA GPU "
+                "onnxruntime-gpu (actsac[gpu]); on a Jetson, NVIDIA's onnxruntime-gpu wheel for your JetPack")
+
+
+class RuntimeMissing(ImportError):
+    """Neither onnxruntime nor onnxruntime-gpu is installed; the message says what to install."""
+
+
+def import_onnxruntime():
+    """The ``onnxruntime`` module, whichever wheel provides it (CPU, GPU, NVIDIA's for JetPack)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise RuntimeMissing(MISSING_HINT) from None
+    return onnxruntime
 
 
 def cpu_session_options(threads: int = ORT_THREADS, *, spinning: bool = True):
@@ -22,8 +37,7 @@ def cpu_session_options(threads: int = ORT_THREADS, *, spinning: bool = True):
     ``spinning=False``: ORT's pool threads spin after each run by default; on a small CPU that steals the
     control thread's (and the bus's) cores exactly when the next tick is due, so the control loop turns it off.
     """
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
@@ -36,9 +50,8 @@ def cpu_session_options(threads: int = ORT_THREADS, *, spinning: bool = True):
 
 def ort_session(path: str | os.PathLike, threads: int = ORT_THREADS, *, spinning: bool = True):
     """A CPU session on ``path`` with ``cpu_session_options``."""
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), cpu_session_options(threads, spinning=spinning), providers=[CPU])
+    return import_onnxruntime().InferenceSession(str(path), cpu_session_options(threads, spinning=spinning),
+                                                providers=[CPU])
 
 
 def ort_latency(path_or_session, observation: np.ndarray, runs: int = 50, warmup: int = 5,

@@ -9,12 +9,15 @@ import subprocess
 from pathlib import Path
 
 from actsac import __version__
+from actsac.onnx_runtime import RuntimeMissing, import_onnxruntime
 
 
 def machine_info(threads: int) -> dict:
     """The report's ``machine`` section; the CPU peak counts ``threads`` cores at most."""
-    import onnxruntime as ort
-
+    try:
+        ort = import_onnxruntime()
+    except RuntimeMissing:  # --bus and --loop's bus side need no ONNX Runtime; the loop itself refuses without
+        ort = None
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -24,7 +27,8 @@ def machine_info(threads: int) -> dict:
     peak, how = cpu_peak_gflops(threads, cpuinfo)
     return {"hostname": socket.gethostname(), "platform": platform.platform(), "processor": processor,
             "cpu_count": os.cpu_count(), "gpu": _gpu_name(), "python": platform.python_version(),
-            "actsac": __version__, "onnxruntime": ort.__version__, "ort_providers": ort.get_available_providers(),
+            "actsac": __version__, "onnxruntime": ort and ort.__version__,
+            "ort_providers": ort.get_available_providers() if ort else [],
             "cpu_peak_gflops": peak, "cpu_peak_note": how}
 
 

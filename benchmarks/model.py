@@ -110,10 +110,13 @@ def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iter
 def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int):
     """ONNX Runtime with actsac-run's session options, the provider asked for first, then the CPU. Like each
     ``_open_*``: (the result, the call to time, or None when the backend cannot run)."""
-    import onnxruntime as ort
-
+    from actsac.onnx_runtime import RuntimeMissing, import_onnxruntime
     from actsac.runtime.backends import OrtModel
 
+    try:
+        ort = import_onnxruntime()
+    except RuntimeMissing as exc:
+        return BackendResult(backend, "skipped", str(exc)), None
     wanted = ORT_PROVIDERS[backend]
     try:
         session = OrtModel(model, threads).session  # the runtime's CPU session (threads, no spinning)

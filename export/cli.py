@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from actsac._cli import fail, first_line
+from actsac._cli import fail, first_line, require_training_side
 from actsac.onnx_runtime import ORT_THREADS
 
 from .metadata import DEFAULT_OPSET, MAX_BATCH
@@ -56,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    require_training_side("actsac-export", ("torch", "onnx", "onnxscript", "onnxruntime"))
     try:
-        run(build_parser().parse_args(argv))
+        run(args)
     except KeyboardInterrupt:  # atomic writes leave nothing behind
         fail("interrupted; nothing written", 130)
 

@@ -169,12 +169,18 @@ def _read_props(path: Path) -> dict[str, str]:
         if onnx is not None:
             model = onnx.load(str(path), load_external_data=False)
             return {prop.key: prop.value for prop in model.metadata_props}
-        import onnxruntime as ort
+        from actsac.onnx_runtime import RuntimeMissing, import_onnxruntime
 
+        try:
+            ort = import_onnxruntime()
+        except RuntimeMissing as exc:
+            raise MetadataError(f"{path}: cannot read its metadata: {exc}") from None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return dict(session.get_modelmeta().custom_metadata_map)
+    except MetadataError:
+        raise
     except Exception as exc:  # onnx raises DecodeError, onnxruntime its own types, for a file that is not ONNX
         raise MetadataError(f"{path}: not a readable ONNX file ({first_line(exc, 200)})") from None

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from actsac._cli import fail
+from actsac._cli import fail, require_training_side
 from actsac.files import output_problem
 from actsac.options import add_options, from_args
 
@@ -46,6 +46,7 @@ def check_out(out: Path, demos: str | None) -> None:
 
 def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop like Ctrl-C: past the start, the checkpoint is written
+    require_training_side("actsac-train", ("torch", "tqdm", "matplotlib"))  # before torch is imported
     try:
         run(build_parser().parse_args(argv))
     except KeyboardInterrupt:  # outside the update loop, which turns Ctrl-C into a checkpoint

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from actsac._cli import first_line
-from actsac.onnx_runtime import ORT_THREADS
+from actsac.onnx_runtime import ORT_THREADS, RuntimeMissing, cpu_session_options, import_onnxruntime
 
 from .errors import RunRefused
 
@@ -45,10 +45,10 @@ class OrtModel:
     """An ONNX Runtime session (all graph optimisations, 2 intra-op threads), batch 1."""
 
     def __init__(self, path: Path, threads: int = ORT_THREADS):
-        import onnxruntime as ort
-
-        from actsac.onnx_runtime import cpu_session_options
-
+        try:
+            ort = import_onnxruntime()
+        except RuntimeMissing as exc:
+            raise RunRefused(str(exc)) from None
         options = cpu_session_options(threads, spinning=False)  # no spinning pool threads: the tick needs the cores
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

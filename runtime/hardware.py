@@ -59,7 +59,10 @@ def open_robot(spec: RobotSpec, port: str | None, calibration: Path | None = Non
             from actsac.drivers.sim import simulate
 
             sim = sim or SimOptions()
-            ports = stack.enter_context(simulate(spec, wire_time=sim.wire_time, faults=sim.faults, seed=seed))
+            try:
+                ports = stack.enter_context(simulate(spec, wire_time=sim.wire_time, faults=sim.faults, seed=seed))
+            except RuntimeError as exc:  # the simulator process did not start (its stderr says why)
+                raise RunRefused(str(exc)) from None
         else:
             try:
                 ports = parse_ports(port, spec)

@@ -8,6 +8,7 @@ with matplotlib's Agg backend, imported only then.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ class RunRecorder:
         self.event(**outcome)
         self.close()
         log(f"actsac-run: per-tick log {self.path}")
+        if importlib.util.find_spec("matplotlib") is None:
+            log("actsac-run: run.png not drawn: matplotlib is not installed (pip install matplotlib, or actsac[plot])")
+            return
         try:
             plot = self.plot()
             if plot is not None:

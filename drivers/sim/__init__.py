@@ -16,8 +16,10 @@ import select
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
+import actsac
 from actsac.options import option
 
 from ..robots import RobotSpec, load_robot
@@ -61,8 +63,10 @@ def simulate(spec: RobotSpec | str, *, wire_time: bool = True, faults: Faults | 
     code = "from actsac.drivers.sim.server import child_main; child_main()"
     # Its own session: a terminal's Ctrl-C goes to this process, which stops the robot through the simulator
     # before stopping the simulator; the simulator must not die first.
+    # Started beside the installed package: from a checkout's root, the folder actsac/ (the foundation, without
+    # the subpackages) would otherwise shadow a regular install on ``-c``'s sys.path.
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, cwd=Path(actsac.__file__).resolve().parents[1])
     try:
         proc.stdin.write(pickle.dumps((robot, options)))
         proc.stdin.flush()
