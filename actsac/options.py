@@ -66,7 +66,7 @@ def add_options(parser: argparse.ArgumentParser, cls, group=None) -> None:
         if not _is_option(f):
             continue
         kwargs = dict(f.metadata["argparse"])
-        if kwargs.pop("flag", None) and kind is not bool:
+        if kwargs.pop("flag", None) and kind is not bool and "choices" not in kwargs:
             kwargs.setdefault("metavar", flag_of(f)[2:].upper().replace("-", "_"))
         default = f.default
         help_text = f.metadata["help"]

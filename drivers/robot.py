@@ -83,6 +83,7 @@ class Robot:
         if self.state == "disconnected":
             return
         self.state = "disconnected"
+        self._patient()
         self._disconnect_all(raise_errors=True)
 
     def __enter__(self) -> "Robot":
@@ -124,8 +125,7 @@ class Robot:
     def safe_stop(self, hold_s: float = 0.0) -> str:
         """Hold the present pose for ``hold_s`` (when active), then torque off and close. Never raises: any
         failure is noted and passed over, torque off is always tried. Returns what was reached, in words."""
-        for name, bus in self.buses.items():
-            bus.set_timing(*self._patient_timing[name])
+        self._patient()
         notes = []
         if self.state == "active" and hold_s > 0:
             try:
@@ -139,6 +139,11 @@ class Robot:
         except Exception as exc:  # noqa: BLE001
             notes.append(f"TORQUE OFF FAILED: {exc}")
         return ", ".join(notes)
+
+    def _patient(self) -> None:
+        """Back to the drivers' patient bus timing: holding and turning torque off must not be rushed."""
+        for name, bus in self.buses.items():
+            bus.set_timing(*self._patient_timing[name])
 
     def enable_torque(self) -> None:
         """Hold the present pose (goal := present position), then turn torque on everywhere: no jump."""

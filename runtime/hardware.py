@@ -47,15 +47,23 @@ def load_run_calibration(path: Path | None, spec: RobotSpec, real_port: bool):
         raise RunRefused(first_line(exc)) from None
 
 
+def robot_ports(spec: RobotSpec, port: str | None) -> dict[str, str] | None:
+    """``--port`` as {bus: port}, or None for the simulator."""
+    try:
+        return None if port is None else parse_ports(port, spec)
+    except RobotSpecError as exc:
+        raise RunRefused(f"--port: {exc}") from None
+
+
 @contextlib.contextmanager
-def open_robot(spec: RobotSpec, port: str | None, calibration: Path | None = None, *,
+def open_robot(spec: RobotSpec, ports: dict[str, str] | None, calibration=None, *,
                sim: SimOptions | None = None, seed: int = 0) -> Iterator[Robot]:
-    """A ``Robot`` (not yet connected) on the simulator when ``port`` is None, else on the given ports; the
-    simulator is stopped and the robot's workers released when the block ends (the session reaches the safe
-    state first; whatever happens, torque is off when the block is left)."""
-    loaded = load_run_calibration(calibration, spec, real_port=port is not None)
+    """A ``Robot`` (not yet connected) on the simulator when ``ports`` is None, else on them, with
+    ``calibration`` (from ``load_run_calibration``); the simulator is stopped and the robot's workers
+    released when the block ends (the session reaches the safe state first; whatever happens, torque is off
+    when the block is left)."""
     with contextlib.ExitStack() as stack:
-        if port is None:
+        if ports is None:
             from actsac.drivers.sim import simulate
 
             sim = sim or SimOptions()
@@ -63,13 +71,8 @@ def open_robot(spec: RobotSpec, port: str | None, calibration: Path | None = Non
                 ports = stack.enter_context(simulate(spec, wire_time=sim.wire_time, faults=sim.faults, seed=seed))
             except RuntimeError as exc:  # the simulator process did not start (its stderr says why)
                 raise RunRefused(str(exc)) from None
-        else:
-            try:
-                ports = parse_ports(port, spec)
-            except RobotSpecError as exc:
-                raise RunRefused(f"--port: {exc}") from None
         try:
-            robot = Robot(spec, ports, loaded)  # the drivers' patient timing while connecting
+            robot = Robot(spec, ports, calibration)  # the drivers' patient timing while connecting
         except (ValueError, KeyError) as exc:
             raise RunRefused(str(exc)) from None
         try:

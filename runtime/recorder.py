@@ -52,10 +52,11 @@ class RunRecorder:
         self.event(**outcome)
         self.close()
         log(f"actsac-run: per-tick log {self.path}")
-        if importlib.util.find_spec("matplotlib") is None:
-            log("actsac-run: run.png not drawn: matplotlib is not installed (pip install matplotlib, or actsac[plot])")
-            return
         try:
+            if importlib.util.find_spec("matplotlib") is None:
+                log("actsac-run: run.png not drawn: matplotlib is not installed (pip install matplotlib, or "
+                    "actsac[plot])")
+                return
             plot = self.plot()
             if plot is not None:
                 log(f"actsac-run: plot {plot}")

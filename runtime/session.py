@@ -19,7 +19,7 @@ from .backends import make_infer, open_backend, resolve_model, warm_up
 from .config import RunConfig
 from .controller import Controller
 from .errors import RunRefused
-from .hardware import open_robot, robot_spec
+from .hardware import load_run_calibration, open_robot, robot_ports, robot_spec
 from .inference import InferenceWorker
 from .loop import ControlLoop, RealClock
 from .observation import GoalSchedule, ObservationBuilder, check_model_against_robot, observation_names
@@ -57,6 +57,8 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     if not fps > 0:
         raise RunRefused(f"--fps {fps}: must be positive")
     executor = cfg.executor(metadata.chunk_size)
+    ports = robot_ports(spec, cfg.port)
+    calibration = load_run_calibration(cfg.calibration, spec, real_port=ports is not None)
     cfg.check_outputs(model_path)
     infer = make_infer(open_backend(cfg.backend, model_path, cfg.threads), metadata, cfg.stochastic, cfg.seed)
     log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
@@ -65,7 +67,7 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         refused = stack.enter_context(realtime_priority(cfg.realtime))
         if refused:
             log(f"actsac-run: running at normal priority: {refused}")
-        robot = stack.enter_context(open_robot(spec, cfg.port, cfg.calibration, sim=sim, seed=cfg.seed))
+        robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed))
         session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused
