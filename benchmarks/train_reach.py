@@ -1,6 +1,10 @@
-"""Success rate of `actsac-train --task so100-reach` after the default budget: BC only, SAC + BC, MLP actor.
+"""Success rate of `actsac-train` on the reach tasks after the default budget: BC only, SAC + BC, MLP actor.
 
-    python benchmarks/train_reach.py [--seeds 0 1 2] [--steps N] [--json results.json]
+    python benchmarks/train_reach.py [--task so100-visual-reach] [--seeds 0 1 2] [--steps N] [--json results.json]
+
+so100-reach: ACT BC only, ACT SAC + BC, MLP SAC + BC. so100-visual-reach (the goal only in the camera image):
+ACT with the small-CNN camera encoder, BC only and SAC + BC, against the same ACT blind to the camera
+(``--no-images``: state only, it cannot know the goal).
 
 Each (variant, seed) trains in its own process with the default TrainConfig (the settings
 `actsac-train --task so100-reach` uses), so one run's threads and memory do not slow the next. Reported per
@@ -21,10 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {  # name -> TrainConfig overrides
-    "ACT, BC only": {"bc_only": True},
-    "ACT, SAC + BC": {},
-    "MLP, SAC + BC": {"actor": "mlp"},
+VARIANTS = {  # task -> {name -> TrainConfig overrides}
+    "so100-reach": {
+        "ACT, BC only": {"bc_only": True},
+        "ACT, SAC + BC": {},
+        "MLP, SAC + BC": {"actor": "mlp"},
+    },
+    "so100-visual-reach": {
+        "ACT + camera, BC only": {"bc_only": True},
+        "ACT + camera, SAC + BC": {},
+        "ACT state only (no camera), BC only": {"bc_only": True, "images": False},
+    },
 }
 
 CHILD = """
@@ -34,8 +45,7 @@ from actsac.policy.train import TrainConfig, evaluate, train
 config = TrainConfig(**json.loads(sys.argv[1]))
 result = train(config, progress=False)
 last = result.metrics[-1]
-held_out = tasks.ReachTask(64, tasks.make_goals(config.n_goals, seed=config.seed), seed=0, episode_s=config.episode_s,
-                           success_tolerance=config.success_tolerance)
+held_out = config.make_task(64, tasks.make_goals(config.n_goals, seed=config.seed), seed=0)
 wide = evaluate(result.actor, held_out, seed=1000 + config.seed)
 print(json.dumps({"wall_s": result.wall_s, "saved": result.best["metrics"], "saved_step": result.best["step"],
                   "held_out_success": wide["eval/success_rate"], "held_out_return": wide["eval/return"],
@@ -57,17 +67,22 @@ def run(overrides: dict, seed: int, steps: int | None, directory: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="so100-reach", choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="override the default number of updates")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", help="which of the task's variants (default: all)")
     parser.add_argument("--json", type=Path, help="write every run's numbers here")
     args = parser.parse_args()
+    variants = VARIANTS[args.task]
+    unknown = sorted(set(args.variants or []) - set(variants))
+    if unknown:
+        parser.error(f"--variants: '{unknown[0]}' is not one of {', '.join(variants)}")
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.variants:
+        for name in args.variants or variants:
             results[name] = []
             for seed in args.seeds:
-                r = run(VARIANTS[name], seed, args.steps, Path(tmp))
+                r = run({"task": args.task, **variants[name]}, seed, args.steps, Path(tmp))
                 results[name].append(r)
                 print(f"  {name}, seed {seed}: saved success {r['saved']['eval/success_rate']:.3f} "
                       f"(update {r['saved_step']}), 64 new starts {r['held_out_success']:.3f}, "

@@ -24,11 +24,20 @@ def batch_arg(text: str) -> int | None:
     return value
 
 
+def cameras_summary(meta) -> str:
+    """", cameras front 480x640, wrist 240x320 (uint8 HWC RGB)" for a camera model, "" for a state-only one."""
+    if not meta.cameras:
+        return ""
+    cameras = ", ".join(f"{c['name']} {c['height']}x{c['width']}" for c in meta.cameras)
+    return f", cameras {cameras} (uint8 HWC RGB)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actsac-export",
-        description="Export an actsac checkpoint to one self-contained ONNX file (raw observation in robot units "
-                    "-> action_mean, action_log_std, action) carrying the metadata the robot needs, and verify "
+        description="Export an actsac checkpoint to one self-contained ONNX file (raw observation in robot units, "
+                    "and for a camera model one uint8 (B, H, W, 3) RGB input per camera, image.<camera> -> "
+                    "action_mean, action_log_std, action) carrying the metadata the robot needs, and verify "
                     "it against PyTorch before writing it.",
         epilog=f"Verification: max abs error vs PyTorch on action_mean / action_log_std within {TOLERANCE['fp32']:g} "
                f"(fp32), {TOLERANCE['fp16']:g} (fp16) or {TOLERANCE['int8']:g} (int8); on action (robot units) within that times the largest "
@@ -46,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "looser tolerance)")
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
                            help="int8 weights, dynamically quantised activations (for CPUs: about 3x faster "
-                                "than fp32 for the default actor; verified at a looser tolerance)")
+                                "than fp32 for the default state-only actor; a camera model's convolutions stay "
+                                "fp32; verified at a looser tolerance)")
     parser.add_argument("--trt", action="store_true",
                         help="also build a TensorRT engine (<output stem>.engine) and verify it against ONNX "
                              "Runtime; fp16 engine with --fp16")
@@ -110,7 +120,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"ONNX Runtime latency at batch {result.latency_batch} (CPU, {ORT_THREADS} threads): "
           f"{result.latency.summary()}")
     print(f"wrote {out} (chunk {meta.chunk_size}, {meta.action_dim} joints in "
-          f"{', '.join(g['name'] for g in meta.action_groups)}, observation {meta.observation_shape})")
+          f"{', '.join(g['name'] for g in meta.action_groups)}, observation {meta.observation_shape}"
+          f"{cameras_summary(meta)})")
     if args.trt:
         from .tensorrt import export_engine
 

@@ -1,14 +1,20 @@
-"""Export-time folding of the ACT actor's attention that cannot vary with the observation.
+"""Export-time folding of the ACT actor's attention that cannot vary with the inputs.
 
 Two identities hold exactly at inference (no dropout):
 - attention over a single key has softmax weight 1, so it is the value projection followed by the output
-  projection (one linear map once multiplied together); the query and key projections drop out. ACTSACActor's encoder and the decoder's cross-attention
-  attend over one memory token (the observation);
+  projection (one linear map once multiplied together); the query and key projections drop out. A state-only
+  ACTSACActor's memory is one token (the observation): its encoder self-attention and the decoder's
+  cross-attention attend over that one token;
 - the first decoder layer's self-attention block reads only the learned queries, so its output is a constant.
+
+The first holds only for a one-token memory. The observation-history actor's memory is T tokens, and a camera
+model's memory is [state token(s), image tokens]: their encoder and cross-attention are real attention over
+several keys and stay as they are. The second holds for every ACT layout (cameras and history included): the
+first decoder layer's input is the learned queries whatever the observation and images.
 
 The folded module computes the same (mean, log_std) as the actor (export verifies it against the unfolded actor
 at the fp32 tolerance) with a smaller, simpler graph: about 2x faster in ONNX Runtime on a CPU for the default
-actor. Training and the PyTorch backends keep the actor as it is.
+state-only actor. Training and the PyTorch backends keep the actor as it is.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from actsac.policy.actors import ACTSACActor, Actor, SequenceACTSACActor
+from actsac.policy.actors import ACTSACActor, Actor, Images, SequenceACTSACActor
 
 
 def single_key_attention(attention: nn.MultiheadAttention) -> nn.Linear:
@@ -36,14 +42,21 @@ def feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return layer.linear2(layer.activation(layer.linear1(x)))
 
 
+def single_token_memory(actor: ACTSACActor) -> bool:
+    """Whether the actor's memory is always exactly one token: one observation, no history, no cameras."""
+    return not isinstance(actor, SequenceACTSACActor) and actor.images is None
+
+
 class FoldedACT(nn.Module):
-    """Same interface the exporter uses (``forward``, ``to_robot_units``, ``config``) over an ACT actor."""
+    """Same interface the exporter uses (``forward(obs, images=None)``, ``to_robot_units``, ``config``) over an
+    ACT actor. ``single_token``: the encoder's and the cross-attention's single-key folding is applied (a
+    state-only actor without history); otherwise only the first decoder layer's self-attention is folded."""
 
     def __init__(self, actor: ACTSACActor):
         super().__init__()
         self.actor = actor
         self.config = actor.config
-        self.single_token = not isinstance(actor, SequenceACTSACActor)
+        self.single_token = single_token_memory(actor)
         if self.single_token:
             self.encoder_attention = nn.ModuleList(
                 single_key_attention(layer.self_attn) for layer in getattr(actor.encoder, "layers", []))
@@ -55,17 +68,17 @@ class FoldedACT(nn.Module):
             after = first.norm1(queries + first.self_attn(queries, queries, queries, need_weights=False)[0])
         self.register_buffer("queries_after_self_attention", after)  # (1, H, d)
 
-    def memory(self, obs_normalised: torch.Tensor) -> torch.Tensor:
+    def memory(self, obs_normalised: torch.Tensor, images: Images = None) -> torch.Tensor:
         if not self.single_token:
-            return self.actor.memory(obs_normalised)
-        x = self.actor.obs_proj(obs_normalised).unsqueeze(1)  # (B, 1, d)
+            return self.actor.memory(obs_normalised, images)
+        x = self.actor.state_tokens(obs_normalised)  # (B, 1, d)
         for layer, attention in zip(getattr(self.actor.encoder, "layers", []), self.encoder_attention):
             x = layer.norm1(x + attention(x))
             x = layer.norm2(x + feed_forward(layer, x))
         return x
 
-    def features(self, obs_normalised: torch.Tensor) -> torch.Tensor:
-        memory = self.memory(obs_normalised)
+    def features(self, obs_normalised: torch.Tensor, images: Images = None) -> torch.Tensor:
+        memory = self.memory(obs_normalised, images)
         x = self.queries_after_self_attention.expand(memory.shape[0], -1, -1)
         for index, layer in enumerate(self.actor.decoder.layers):
             if index > 0:
@@ -78,8 +91,8 @@ class FoldedACT(nn.Module):
             x = layer.norm3(x + feed_forward(layer, x))
         return x
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return Actor.forward(self, obs)
+    def forward(self, obs: torch.Tensor, images: Images = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return Actor.forward(self, obs, images)
 
     def __getattr__(self, name: str):
         """obs_norm, the heads and to_robot_units come from the actor."""

@@ -17,11 +17,14 @@ import numpy as np
 
 from actsac._cli import first_line
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this actsac reads; 2 added cameras (a state-only model is still written as 1)
+STATE_ONLY_VERSION = 1
 METADATA_KEY = "actsac"
 VERSION_KEY = "actsac.format_version"
-OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task")  # null when absent
+OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task", "cameras")  # null when absent
 INPUT_NAME = "observation"
+IMAGE_INPUT_PREFIX = "image."  # one uint8 (B, H, W, 3) RGB input per camera: "image.<camera>"
+CAMERA_FORMAT = {"dtype": "uint8", "layout": "HWC", "color": "RGB"}  # what every image input takes
 MAX_BATCH = 1024  # upper bound of an exported graph's dynamic batch dimension
 DEFAULT_OPSET = 20
 
@@ -50,6 +53,48 @@ class ModelMetadata:
     exporter: str  # e.g. "actsac 0.1.0, torch 2.13.0"
     opset: int
     precision: str  # "fp32" | "fp16" | "int8"
+    # [{"name", "height", "width", "input": "image.<name>", "dtype": "uint8", "layout": "HWC", "color": "RGB"}]
+    cameras: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.cameras is None or isinstance(self.cameras, tuple):
+            self.cameras = list(self.cameras or [])  # anything else that is not a list: refused by _check
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [camera["name"] for camera in self.cameras]
+
+    @property
+    def input_names(self) -> list[str]:
+        """The graph's inputs in order: the state, then one image per camera."""
+        return [INPUT_NAME] + [camera["input"] for camera in self.cameras]
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each graph input's shape without the batch dim, in input order: the observation, then (H, W, 3) per
+        camera (uint8)."""
+        shapes = {INPUT_NAME: self.observation_shape}
+        shapes.update((camera["input"], (camera["height"], camera["width"], 3)) for camera in self.cameras)
+        return shapes
+
+    def check_images(self, images: dict[str, np.ndarray] | None, batched: bool = False) -> None:
+        """Raise ValueError (one line naming the camera) unless ``images`` holds one uint8 (H, W, 3) RGB frame
+        per camera of the model ((B, H, W, 3) when ``batched``)."""
+        images = images or {}
+        for camera in self.cameras:
+            name = camera["name"]
+            if name not in images:
+                raise ValueError(f"camera '{name}': no image (the model sees {', '.join(self.camera_names)})")
+            image = np.asarray(images[name])
+            expected = (camera["height"], camera["width"], 3)
+            shape = image.shape[1:] if batched else image.shape
+            if image.dtype != np.uint8 or shape != expected or image.ndim != 3 + batched:
+                raise ValueError(f"camera '{name}': image of {image.dtype} {image.shape}, expected uint8 "
+                                 f"{('(B, ' if batched else '(') + ', '.join(map(str, expected))}) RGB")
+        extra = sorted(set(images) - set(self.camera_names))
+        if extra:
+            raise ValueError(f"camera '{extra[0]}': the model does not see it (its cameras: "
+                             f"{', '.join(self.camera_names) or 'none'})")
 
     @property
     def joint_names(self) -> list[str]:
@@ -137,6 +182,22 @@ class ModelMetadata:
                 need(isinstance(stats, dict) and stats.get("mode") in ("min_max", "mean_std"), name,
                      "needs mode min_max or mean_std")
                 need(len(stats.get("a", ())) == len(stats.get("b", ())) == dim, name, f"needs {dim} values in a and b")
+        need(isinstance(self.cameras, list), "cameras", "must be a list")
+        for camera in self.cameras:
+            need(isinstance(camera, dict) and {"name", "height", "width", "input"} <= set(camera), "cameras",
+                 "entries need 'name', 'height', 'width' and 'input'")
+            need(isinstance(camera["name"], str) and camera["name"].isidentifier(), "cameras",
+                 f"camera name {camera['name']!r} is not an identifier")
+            need(positive_int(camera["height"]) and positive_int(camera["width"]), "cameras",
+                 f"camera '{camera['name']}' needs a positive integer height and width")
+            need(camera["input"] == IMAGE_INPUT_PREFIX + camera["name"], "cameras",
+                 f"camera '{camera['name']}' input must be '{IMAGE_INPUT_PREFIX}{camera['name']}'")
+            for key, value in CAMERA_FORMAT.items():
+                need(camera.get(key, value) == value, "cameras",
+                     f"camera '{camera['name']}' {key} {camera.get(key)!r} is not {value!r} (the only one there is)")
+        names = [camera["name"] for camera in self.cameras]
+        need(len(set(names)) == len(names), "cameras", f"names a camera twice ({', '.join(names)})")
+        need(not self.cameras or self.format_version >= 2, "cameras", "needs format_version 2 or newer")
 
 
 def metadata_props(metadata: ModelMetadata) -> dict[str, str]:

@@ -1,9 +1,12 @@
 """Checkpoint -> one self-contained, verified ONNX file (imports torch and onnx: the workstation side).
 
 The graph wraps the actor so that it takes raw observations in robot units (normalisation is inside the
-actor) and returns ``action_mean``, ``action_log_std`` (pre-tanh, normalised space) and ``action``
-(tanh(mean) in robot units). The file is written to a temp path, checked against PyTorch in ONNX Runtime,
-and renamed into place only when every output is within tolerance.
+actor) and, for a camera model, one ``image.<camera>`` input per camera: uint8 (B, H, W, 3) RGB, exactly the
+camera's frame (the cast, the scaling to [0, 1], the per-channel normalisation and the layout change are in
+the graph). It returns ``action_mean``, ``action_log_std`` (pre-tanh, normalised space) and ``action``
+(tanh(mean) in robot units). The file is written to a temp path, checked against PyTorch in ONNX Runtime
+(observations, and random, all-0 and all-255 images), and renamed into place only when every output is within
+tolerance.
 """
 
 from __future__ import annotations
@@ -23,27 +26,39 @@ from torch import nn
 
 from actsac import __version__
 from actsac.files import atomic_write, file_sha256
-from actsac.onnx_runtime import ORT_THREADS, ort_latency, ort_session
+from actsac.onnx_runtime import ORT_THREADS, ort_session
 from actsac.policy import Checkpoint, observation_shape
-from actsac.timing import LatencyStats
+from actsac.timing import LatencyStats, time_calls
 
 from .fold import fold_for_inference
-from .metadata import DEFAULT_OPSET, FORMAT_VERSION, INPUT_NAME, MAX_BATCH, ModelMetadata, metadata_props
-from .verify import (OUTPUTS, TOLERANCE, action_half_range, check, compare, run_batched, session_runner, tolerances,
-                     verification_observations)
+from .metadata import (CAMERA_FORMAT, DEFAULT_OPSET, FORMAT_VERSION, IMAGE_INPUT_PREFIX, INPUT_NAME, MAX_BATCH,
+                       STATE_ONLY_VERSION, ModelMetadata, metadata_props)
+from .verify import (OUTPUTS, TOLERANCE, Inputs, action_half_range, as_inputs, check, compare, first_rows, run_batched,
+                     session_runner, tolerances, verification_inputs)
 
 _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx", "onnxscript")
 
 
+def image_input_names(config) -> list[str]:
+    """The graph's image inputs, in camera order: ``image.<camera>``."""
+    return [IMAGE_INPUT_PREFIX + name for name in config.camera_names]
+
+
 class ExportedActor(nn.Module):
-    """The graph the robot runs: the actor's (mean, log_std) plus the deterministic action in robot units."""
+    """The graph the robot runs: the actor's (mean, log_std) plus the deterministic action in robot units.
+
+    ``forward(observation, *images)``: one uint8 (B, H, W, 3) image per camera, in the config's camera order
+    (the graph's input order)."""
 
     def __init__(self, actor: nn.Module):
         super().__init__()
         self.actor = actor
+        self.camera_names = list(actor.config.camera_names)
 
-    def forward(self, observation: torch.Tensor):
-        mean, log_std = self.actor(observation)
+    def forward(self, observation: torch.Tensor, *images: torch.Tensor):
+        if len(images) != len(self.camera_names):
+            raise ValueError(f"{len(images)} images given for the cameras {self.camera_names}")
+        mean, log_std = self.actor(observation, dict(zip(self.camera_names, images)) if images else None)
         return mean, log_std, self.actor.to_robot_units(torch.tanh(mean))
 
 
@@ -74,10 +89,14 @@ def quiet_exporter():
 
 
 def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelMetadata:
+    """The metadata of ``checkpoint``'s export. A state-only model is written as format version 1 (robots with
+    an older actsac still read it), a camera model as version 2 with its cameras."""
     config = checkpoint.config
     stats = lambda s: None if s is None else {"mode": s.mode, "a": list(s.a), "b": list(s.b)}  # noqa: E731
+    cameras = [{"name": c.name, "height": c.height, "width": c.width, "input": IMAGE_INPUT_PREFIX + c.name,
+                **CAMERA_FORMAT} for c in config.cameras]
     return ModelMetadata(
-        format_version=FORMAT_VERSION, chunk_size=config.chunk_size, control_hz=float(config.control_hz),
+        format_version=FORMAT_VERSION if cameras else STATE_ONLY_VERSION, chunk_size=config.chunk_size, control_hz=float(config.control_hz),
         actor=config.actor, state_dim=config.state_dim, history=config.history if config.uses_history else None,
         observation_names=config.observation_names,
         action_groups=[{"name": g.name, "joints": list(g.joints), "units": list(g.units)}
@@ -85,16 +104,27 @@ def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelM
         obs_stats=stats(config.obs_stats), action_stats=stats(config.action_stats),
         log_std_bounds=[float(config.log_std_min), float(config.log_std_max)],
         task=checkpoint.extra.get("task"), checkpoint_sha256=file_sha256(checkpoint.path),
-        exporter=f"actsac {__version__}, torch {torch.__version__.split('+')[0]}", opset=opset, precision=precision)
+        exporter=f"actsac {__version__}, torch {torch.__version__.split('+')[0]}", opset=opset, precision=precision,
+        cameras=cameras)
 
 
 def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Trace ``actor`` with the dynamo exporter; ``batch`` None gives a dynamic batch dim (1..MAX_BATCH)."""
-    shape = observation_shape(actor.config)
-    example = torch.zeros((batch or 2, *shape))  # 2, not 1: a size-1 example would be specialised
-    dynamic = None if batch else {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+    """Trace ``actor`` with the dynamo exporter; ``batch`` None gives a dynamic batch dim (1..MAX_BATCH), one
+    dim shared by the observation and every image input."""
+    config = actor.config
+    size = batch or 2  # 2, not 1: a size-1 example would be specialised
+    examples = (torch.zeros((size, *observation_shape(config))),
+                *(torch.zeros((size, c.height, c.width, 3), dtype=torch.uint8) for c in config.cameras))
+    names = [INPUT_NAME, *image_input_names(config)]
+    dynamic = None
+    if not batch:
+        dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        # keyed by ExportedActor.forward's parameters: observation, and the *images tuple (when there are images)
+        dynamic = {"observation": {0: dim}}
+        if config.cameras:
+            dynamic["images"] = tuple({0: dim} for _ in config.cameras)
     with quiet_exporter(), torch.no_grad():
-        program = torch.onnx.export(ExportedActor(actor).eval(), (example,), None, input_names=[INPUT_NAME],
+        program = torch.onnx.export(ExportedActor(actor).eval(), examples, None, input_names=names,
                                     output_names=list(OUTPUTS), opset_version=opset, dynamic_shapes=dynamic,
                                     external_data=False, dynamo=True, verbose=False)
     return program.model_proto
@@ -122,40 +152,65 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """Dynamic int8 quantisation of the weights (activations quantised on the fly), via ONNX Runtime's tool.
 
     A CPU option: the default actor's fp32 weights do not fit in cache, so a quarter of the bytes runs about
-    2.8x faster; the outputs move by about 2e-2 (log-std 6e-2), hence its looser tolerance.
+    2.5-3x faster; the outputs move by about 3e-2 (log-std up to 1e-1), hence its looser tolerance.
+
+    - 7-bit weights (``reduce_range``): x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) multiply u8 x s8
+      pairs into saturating int16 sums; with full-range weights those saturate and the actions move by 0.3-0.7
+      (log-std by 1-2). 7-bit weights cannot saturate there and cost little elsewhere.
+    - Convolutions stay fp32: ONNX Runtime's ConvInteger is 2-3.5x slower than its fp32 Conv at batch 1 (small
+      CNN 48x64: 1.0 vs 0.5 ms; ResNet-18 96x128: 73 vs 30 ms; 480x640: 533 vs 168 ms) and no more accurate;
+      only the matrix products (the transformer, the heads) are quantised.
     """
     import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
 
+    op_types = [op for op in IntegerOpsRegistry if op != "Conv"]
     with tempfile.TemporaryDirectory() as tmp, quiet_exporter():
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, source)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         op_types_to_quantize=op_types)
         return onnx.load(target)
 
 
 CONVERT = {"fp32": lambda model: model, "fp16": to_fp16, "int8": to_int8}
 
 
-def torch_outputs(actor: nn.Module, observations: np.ndarray) -> dict[str, np.ndarray]:
+def torch_outputs(actor: nn.Module, inputs: Inputs | np.ndarray) -> dict[str, np.ndarray]:
+    """PyTorch's outputs on ``{input name: array}`` (a bare observation array for a state-only actor)."""
+    inputs = as_inputs(inputs)
+    images = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in image_input_names(actor.config)]
     with torch.inference_mode():
-        values = ExportedActor(actor)(torch.from_numpy(observations))
+        values = ExportedActor(actor)(torch.from_numpy(np.ascontiguousarray(inputs[INPUT_NAME])), *images)
     return {name: value.numpy() for name, value in zip(OUTPUTS, values)}
+
+
+def ort_inputs_latency(path: Path, inputs: Inputs, runs: int = 50, warmup: int = 5) -> LatencyStats:
+    """Latency of one ``session.run`` on every input (the robot's CPU session options)."""
+    session = ort_session(path, ORT_THREADS)
+    feed = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+    return time_calls(lambda: session.run(None, feed), runs, warmup)
 
 
 def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET, batch: int | None = None,
                 precision: str = "fp32", log: Callable[[str], None] = print) -> ExportResult:
     """Export, verify against PyTorch (raises VerificationError, leaving nothing behind), then rename into
-    ``out``. ``batch`` None: dynamic batch, verified at batch 1 and at the whole observation set.
-    ``precision``: "fp32", "fp16" (fp16 graph, fp32 inputs / outputs) or "int8" (dynamic quantisation)."""
+    ``out``. ``batch`` None: dynamic batch, verified at batch 1 and at the whole verification set.
+    ``precision``: "fp32", "fp16" (fp16 graph, fp32 observation and outputs, uint8 images) or "int8" (dynamic
+    quantisation)."""
     if precision not in CONVERT:
         raise ValueError(f"precision '{precision}' is not one of {', '.join(CONVERT)}")
     actor = checkpoint.actor.eval()
     metadata = build_metadata(checkpoint, opset, precision)
     graph = fold_for_inference(actor)
     if graph is not actor:
-        log("graph: attention that cannot vary with the observation folded away (exact; verified below)")
+        if actor.config.cameras:
+            log("graph: attention that cannot vary with the observation or images folded away (the first decoder "
+                "layer's self-attention over the learned queries; exact; verified below)")
+        else:
+            log("graph: attention that cannot vary with the observation folded away (exact; verified below)")
     model = to_onnx(graph, batch, opset)
     written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     if written != opset:  # the exporter falls back to another opset when it cannot convert to the one asked
@@ -167,10 +222,10 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
 
-    observations, described = verification_observations(metadata, multiple_of=batch or 1)
-    reference = torch_outputs(actor, observations)
+    inputs, described = verification_inputs(metadata, multiple_of=batch or 1)
+    reference = torch_outputs(actor, inputs)
     tolerance = tolerances(metadata, TOLERANCE[precision])
-    batches = [batch] if batch else [1, len(observations)]
+    batches = [batch] if batch else [1, len(inputs[INPUT_NAME])]
 
     def write_and_verify(tmp: str) -> None:
         onnx.save_model(model, tmp)
@@ -179,7 +234,7 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
         log(f" tolerance: {tolerance['action_mean']:.0e} on action_mean / action_log_std; action (robot units): "
             f"that x the largest action half-range {action_half_range(metadata):g}")
         for size in batches:
-            errors = compare(reference, run_batched(session_runner(session), observations, size), tolerance)
+            errors = compare(reference, run_batched(session_runner(session), inputs, size), tolerance)
             log(f" batch {size}:")
             for error in errors:
                 log(error.line())
@@ -187,5 +242,5 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
 
     atomic_write(out, write_and_verify)
     latency_batch = batch or 1
-    latency = ort_latency(out, observations[:latency_batch], runs=50, threads=ORT_THREADS)
+    latency = ort_inputs_latency(out, first_rows(inputs, latency_batch), runs=50)
     return ExportResult(out, metadata, actor.num_parameters(), out.stat().st_size, latency, latency_batch)

@@ -6,6 +6,12 @@ fp16 engine is built from the fp16 ONNX graph (``actsac-export --fp16 --trt``). 
 TF32 so that they match ONNX Runtime closely. An engine only runs on the TensorRT version and GPU that built
 it. Device memory and the stream come from cuda-python (``cuda.bindings.runtime``, or the older
 ``cuda.cudart``), so neither PyTorch nor pycuda is needed.
+
+A camera model's engine takes the same inputs as its ONNX graph: ``observation`` (float32) and one
+``image.<camera>`` per camera (uint8 (B, H, W, 3) RGB; the cast and normalisation are layers of the engine).
+Every input gets an optimisation profile from the metadata's shapes; with image inputs the profile's largest
+batch is ``IMAGE_MAX_BATCH``, not ``MAX_BATCH``: TensorRT sizes the context's activation memory for the largest
+batch of the profile, and a thousand camera frames through a ResNet would not fit on a Jetson.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from actsac.onnx_runtime import ort_session
 from actsac.timing import time_calls
 
 from .metadata import INPUT_NAME, MAX_BATCH, ModelMetadata
-from .verify import TRT_TOLERANCE, check, compare, run_batched, session_runner, tolerances, verification_observations
+from .verify import (TRT_TOLERANCE, Inputs, batch_size, check, compare, first_rows, run_batched, session_runner,
+                     tolerances, verification_inputs)
 
 WORKSPACE_BYTES = 1 << 30
+IMAGE_MAX_BATCH = 32  # the profile's largest batch when the engine takes images (the verification set fits)
 NEEDED = "TensorRT and a CUDA GPU are needed"
 
 
@@ -74,11 +82,28 @@ def tensorrt_version() -> str:
     return trt.__version__
 
 
-def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, observation_shape: tuple[int, ...],
-                 fp16: bool, batch: int | None, max_batch: int = MAX_BATCH, input_name: str = INPUT_NAME) -> None:
-    """Build and serialise an engine with one optimisation profile: batch fixed, or 1..max_batch (opt 1)."""
+def profile_batches(batch: int | None, max_batch: int) -> tuple[int, int, int]:
+    """(min, opt, max) batch of the optimisation profile: ``batch`` fixed, or 1..max_batch optimised for 1."""
+    return (batch, batch, batch) if batch else (1, 1, max_batch)
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
+                 input_shapes: dict[str, tuple[int, ...]] | None = None, fp16: bool, batch: int | None,
+                 max_batch: int | None = None, observation_shape: tuple[int, ...] | None = None,
+                 input_name: str = INPUT_NAME) -> None:
+    """Build and serialise an engine with one optimisation profile that covers every input: batch fixed, or
+    1..max_batch (opt 1). ``input_shapes``: {input name: shape without the batch dim} for every graph input
+    (``ModelMetadata.input_shapes``); a state-only model may give ``observation_shape`` (and ``input_name``)
+    instead. ``max_batch`` defaults to MAX_BATCH, or IMAGE_MAX_BATCH when there are inputs beside the
+    observation (images)."""
     import tensorrt as trt
 
+    if input_shapes is None:
+        if observation_shape is None:
+            raise ValueError("build_engine needs input_shapes (or observation_shape for a state-only model)")
+        input_shapes = {input_name: tuple(observation_shape)}
+    if max_batch is None:
+        max_batch = MAX_BATCH if len(input_shapes) == 1 else IMAGE_MAX_BATCH
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network()  # explicit batch (10); strongly typed (11)
@@ -86,6 +111,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise TensorRTError(f"{onnx_path}: TensorRT cannot parse it: {errors[:300]}")
+    network_inputs = [network.get_input(i).name for i in range(network.num_inputs)]
+    if sorted(network_inputs) != sorted(input_shapes):
+        raise TensorRTError(f"{onnx_path}: the graph's inputs {network_inputs} are not the metadata's "
+                            f"{list(input_shapes)}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     weakly_typed = hasattr(trt.BuilderFlag, "FP16")  # TensorRT 10; 11 has no precision flags
@@ -93,9 +122,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         config.set_flag(trt.BuilderFlag.FP16)
     if not fp16 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
-    low, opt, high = (batch, batch, batch) if batch else (1, 1, max_batch)
+    low, opt, high = profile_batches(batch, max_batch)
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, (low, *observation_shape), (opt, *observation_shape), (high, *observation_shape))
+    for name, shape in input_shapes.items():
+        profile.set_shape(name, (low, *shape), (opt, *shape), (high, *shape))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -104,7 +134,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
 
 
 class TensorRTRunner:
-    """Run a serialised engine: ``run(observation (B, ...)) -> {output name: array}``, via execute_async_v3.
+    """Run a serialised engine: ``run({input name: array (B, ...)}) -> {output name: array}``, via
+    execute_async_v3. Every engine input must be given, in the engine's own dtype (uint8 images stay uint8; a
+    float observation is converted to float32); an engine with the one input ``observation`` also takes the
+    bare array, ``run(observation)``.
 
     Device buffers are allocated for the largest batch seen so far and reused.
     """
@@ -120,11 +153,12 @@ class TensorRTRunner:
             raise TensorRTError(f"{engine_path}: cannot load the engine (built by another TensorRT version or GPU?)")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        if len(inputs) != 1:
-            raise TensorRTError(f"{engine_path}: expected one input tensor, found {inputs}")
-        self.input_name = inputs[0]
-        self.output_names = [n for n in names if n != self.input_name]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if not self.input_names:
+            raise TensorRTError(f"{engine_path}: the engine has no input tensor")
+        self.input_name = INPUT_NAME if INPUT_NAME in self.input_names else self.input_names[0]
+        self.input_dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in self.input_names}
+        self.output_names = [n for n in names if n not in self.input_names]
         self._stream = _cuda(self._cudart.cudaStreamCreate(), "stream creation")
         self._device: dict[str, tuple[int, int]] = {}  # name -> (pointer, capacity in bytes)
 
@@ -137,15 +171,40 @@ class TensorRTRunner:
             self._device[name] = (pointer, capacity)
         return pointer
 
-    def run(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+    def host_inputs(self, inputs: Inputs | np.ndarray) -> Inputs:
+        """Each engine input as a contiguous host array of the engine's dtype; TensorRTError (one line) for a
+        missing or unknown input, or an image that is not uint8."""
+        if not isinstance(inputs, dict):
+            if len(self.input_names) != 1:
+                raise TensorRTError(f"this engine takes the inputs {self.input_names}: pass a dict of them")
+            inputs = {self.input_names[0]: inputs}
+        missing = [n for n in self.input_names if n not in inputs]
+        unknown = sorted(set(inputs) - set(self.input_names))
+        if missing or unknown:
+            raise TensorRTError(f"inputs {sorted(inputs)} given, the engine takes {self.input_names}")
+        host = {}
+        for name in self.input_names:
+            value, dtype = np.asarray(inputs[name]), self.input_dtypes[name]
+            if dtype.kind in "iub" and value.dtype != dtype:  # images: never a silent cast from float
+                raise TensorRTError(f"input '{name}': {value.dtype} given, the engine takes {dtype}")
+            host[name] = np.ascontiguousarray(value, dtype=dtype)
+        try:
+            batch_size(host)
+        except ValueError as exc:
+            raise TensorRTError(str(exc)) from None
+        return host
+
+    def run(self, inputs: Inputs | np.ndarray) -> dict[str, np.ndarray]:
         trt, cudart = self._trt, self._cudart
-        host_in = np.ascontiguousarray(observation, dtype=np.float32)
-        if not self.context.set_input_shape(self.input_name, host_in.shape):
-            raise TensorRTError(f"input shape {host_in.shape} is outside the engine's optimisation profile")
+        host_in = self.host_inputs(inputs)  # alive until the stream is synchronised
         to_device, to_host = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        pointer = self._buffer(self.input_name, host_in.nbytes)
-        _cuda(cudart.cudaMemcpyAsync(pointer, host_in.ctypes.data, host_in.nbytes, to_device, self._stream), "copy in")
-        self.context.set_tensor_address(self.input_name, pointer)
+        for name, host in host_in.items():
+            if not self.context.set_input_shape(name, host.shape):
+                raise TensorRTError(f"input '{name}' of shape {host.shape} is outside the engine's optimisation "
+                                    f"profile")
+            pointer = self._buffer(name, max(host.nbytes, 1))
+            _cuda(cudart.cudaMemcpyAsync(pointer, host.ctypes.data, host.nbytes, to_device, self._stream), "copy in")
+            self.context.set_tensor_address(name, pointer)
         outputs = {}
         for name in self.output_names:
             dtype = trt.nptype(self.engine.get_tensor_dtype(name))
@@ -177,25 +236,30 @@ class TensorRTRunner:
 def export_engine(onnx_path: str | os.PathLike, metadata: ModelMetadata, *, batch: int | None,
                   log=print) -> Path:
     """Build ``<onnx stem>.engine`` beside the ONNX file and check it against ONNX Runtime on the verification
-    observations; the engine is renamed into place only when it passes (raises VerificationError)."""
+    inputs (observations, and images for a camera model); the engine is renamed into place only when it passes
+    (raises VerificationError)."""
     onnx_path = Path(onnx_path)
     engine_path = onnx_path.with_suffix(".engine")
     fp16 = metadata.precision == "fp16"
-    observations, described = verification_observations(metadata, multiple_of=batch or 1)
-    reference = run_batched(session_runner(ort_session(onnx_path)), observations, batch or len(observations))
+    inputs, described = verification_inputs(metadata, multiple_of=batch or 1)
+    rows = batch_size(inputs)
+    reference = run_batched(session_runner(ort_session(onnx_path)), inputs, batch or rows)
     tolerance = tolerances(metadata, TRT_TOLERANCE[metadata.precision])
+    max_batch = MAX_BATCH if not metadata.cameras else max(IMAGE_MAX_BATCH, rows)
 
     def build_and_verify(tmp: str) -> None:
-        build_engine(onnx_path, tmp, observation_shape=metadata.observation_shape, fp16=fp16, batch=batch)
+        build_engine(onnx_path, tmp, input_shapes=metadata.input_shapes, fp16=fp16, batch=batch,
+                     max_batch=max_batch)
         with TensorRTRunner(tmp) as runner:
             log(f"verify TensorRT {tensorrt_version()} ({metadata.precision}) vs ONNX Runtime on {described}")
-            for size in [batch] if batch else [1, len(observations)]:
-                errors = compare(reference, run_batched(runner.run, observations, size), tolerance)
+            for size in [batch] if batch else [1, rows]:
+                errors = compare(reference, run_batched(runner.run, inputs, size), tolerance)
                 log(f" batch {size}:")
                 for error in errors:
                     log(error.line())
                 check(errors, f"TensorRT vs ONNX Runtime at batch {size}")
-            latency = time_calls(lambda: runner.run(observations[:batch or 1]), runs=50)
+            one = first_rows(inputs, batch or 1)
+            latency = time_calls(lambda: runner.run(one), runs=50)
             log(f"TensorRT latency at batch {batch or 1}: {latency.summary()}")
 
     return atomic_write(engine_path, build_and_verify)

@@ -1,17 +1,22 @@
 """Parity checks between two implementations of one actor (PyTorch vs ONNX Runtime, ONNX Runtime vs TensorRT).
 
-numpy only: the observations to test on, the tolerances, and the comparison.
+numpy only: the inputs to test on (observations, and uint8 images for a camera model), the tolerances, and the
+comparison. Inputs travel as ``{graph input name: array with the batch dim}``: ``observation`` and one
+``image.<camera>`` per camera (see ``ModelMetadata.input_names``); a bare observation array is accepted where
+a state-only model is meant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .metadata import INPUT_NAME, ModelMetadata
 
 OUTPUTS = ("action_mean", "action_log_std", "action")
+Inputs = dict[str, np.ndarray]
 # Max abs error allowed on action_mean / action_log_std (normalised space). The `action` output is in robot
 # units: its tolerance is this times the largest action half-range (the scale of the [-1, 1] -> units map).
 TOLERANCE = {"fp32": 1e-5, "fp16": 2e-2, "int8": 1e-1}
@@ -85,6 +90,55 @@ def verification_observations(metadata: ModelMetadata, n_random: int = 16, n_cor
     return obs.astype(np.float32), described
 
 
+def verification_images(metadata: ModelMetadata, black: np.ndarray, white: np.ndarray,
+                        seed: int = 0) -> Inputs:
+    """``{image.<camera>: uint8 (n, H, W, 3)}``: uniformly random pixels, all-0 on the rows where ``black`` (a
+    boolean mask of length n) is true and all-255 where ``white`` is. Each camera draws its own pixels."""
+    rng = np.random.default_rng([seed, 1])  # not the observations' stream: those stay as they were
+    images = {}
+    for camera in metadata.cameras:
+        frames = rng.integers(0, 256, (len(black), camera["height"], camera["width"], 3), dtype=np.uint8)
+        frames[black], frames[white] = 0, 255
+        images[camera["input"]] = frames
+    return images
+
+
+def verification_inputs(metadata: ModelMetadata, n_random: int = 16, n_corners: int = 4, seed: int = 0,
+                        multiple_of: int = 1) -> tuple[Inputs, str]:
+    """Every graph input for the verification rows: ``observation`` from ``verification_observations`` and,
+    for a camera model, one ``image.<camera>`` per camera (``verification_images``), paired row by row: random
+    images on most rows, all-0 images on every eighth row from the fourth and on the all-min observation, all-255
+    images on every eighth from the eighth and on the all-max observation. Returns ``({input name: array},
+    one-line description)``; for a state-only model the description is ``verification_observations``' own."""
+    observations, described = verification_observations(metadata, n_random, n_corners, seed, multiple_of)
+    inputs = {INPUT_NAME: observations}
+    if metadata.cameras:
+        rows = np.arange(len(observations))
+        all_min, all_max = n_random + n_corners, n_random + n_corners + 1  # verification_observations' order
+        black, white = (rows % 8 == 3) | (rows == all_min), (rows % 8 == 7) | (rows == all_max)
+        inputs.update(verification_images(metadata, black, white, seed))
+        described += (f"; {', '.join(metadata.camera_names)} images (uint8): {int((~black & ~white).sum())} "
+                      f"random, {int(black.sum())} all-0, {int(white.sum())} all-255")
+    return inputs, described
+
+
+def as_inputs(inputs: Inputs | np.ndarray) -> Inputs:
+    """A dict of named inputs as it is; a bare array as the observation of a state-only model."""
+    return dict(inputs) if isinstance(inputs, dict) else {INPUT_NAME: inputs}
+
+
+def batch_size(inputs: Inputs) -> int:
+    sizes = {len(value) for value in inputs.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"inputs of different batch sizes: {({k: len(v) for k, v in inputs.items()})}")
+    return sizes.pop()
+
+
+def first_rows(inputs: Inputs | np.ndarray, n: int) -> Inputs:
+    """Rows [0, n) of every input."""
+    return {name: value[:n] for name, value in as_inputs(inputs).items()}
+
+
 def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
             tolerance: dict[str, float]) -> list[OutputError]:
     """Max abs error per output (NaN anywhere counts as an infinite error)."""
@@ -99,14 +153,18 @@ def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
     return errors
 
 
-def session_runner(session):
-    """``obs -> {output: array}`` for an ONNX Runtime session of an exported actor."""
-    return lambda obs: dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT_NAME: obs})))
+def session_runner(session) -> Callable[[Inputs | np.ndarray], dict[str, np.ndarray]]:
+    """``inputs -> {output: array}`` for an ONNX Runtime session of an exported actor: ``inputs`` is
+    ``{input name: array}`` (every graph input) or, for a state-only model, the observation array."""
+    return lambda inputs: dict(zip(OUTPUTS, session.run(list(OUTPUTS), as_inputs(inputs))))
 
 
-def run_batched(run, observations: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """``run(obs_batch) -> {output: array}`` over ``observations`` in slices of ``batch``, concatenated."""
-    parts = [run(observations[i:i + batch]) for i in range(0, len(observations), batch)]
+def run_batched(run, inputs: Inputs | np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """``run({input: batch slice}) -> {output: array}`` over ``inputs`` (every input sliced at the same rows) in
+    slices of ``batch``, concatenated. A bare observation array is taken as ``{"observation": array}``."""
+    inputs = as_inputs(inputs)
+    total = batch_size(inputs)
+    parts = [run({name: value[i:i + batch] for name, value in inputs.items()}) for i in range(0, total, batch)]
     return {name: np.concatenate([part[name] for part in parts]) for name in OUTPUTS}
 
 

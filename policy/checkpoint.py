@@ -98,6 +98,17 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def camera_mismatch(config: PolicyConfig, state_dict: dict[str, Any]) -> str | None:
+    """Why the cameras of the config and of the weights disagree (by each camera's normaliser), or None."""
+    marker = ".inputs.normalizers."
+    weights = sorted({k.split(marker, 1)[1].split(".")[0] for k in state_dict if marker in k})
+    named = sorted(config.camera_names)
+    if weights == named:
+        return None
+    return (f"its config names cameras [{', '.join(named) or 'none'}] but its weights are for cameras "
+            f"[{', '.join(weights) or 'none'}]")
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Rebuild the actor (in eval mode) from a checkpoint; every failure is a one-line CheckpointError."""
     payload = read_payload(path)
@@ -106,6 +117,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except ConfigError as exc:
         raise CheckpointError(f"{path}: bad config: {exc}") from None
     actor = build_actor(config)
+    problem = camera_mismatch(config, payload["state_dict"])
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         actor.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:

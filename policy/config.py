@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTOR_TYPES = ("act", "mlp")
+IMAGE_ENCODERS = ("small_cnn", "resnet18")
+# Per-channel RGB statistics of ImageNet, in [0, 1] pixel units: what ResNet-18 weights were trained with.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
 NORM_MODES = ("min_max", "mean_std")
 JOINT_UNITS = ("range_m100_100", "range_0_100", "degrees", "radians", "ticks")
 
@@ -94,6 +98,39 @@ class NormStats:
 
 
 @dataclass
+class CameraConfig:
+    """One camera the policy sees: an RGB image (height, width, 3) uint8 as the camera delivers it, scaled to
+    [0, 1] and normalised per channel with ``mean`` / ``std`` (ImageNet's, or the training images')."""
+
+    name: str
+    height: int
+    width: int
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        where = f"cameras['{self.name}']"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ConfigError(f"cameras: camera name {self.name!r} is not an identifier (letters, digits, _)")
+        for key in ("height", "width"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 16:
+                raise ConfigError(f"{where}.{key}: {value!r} is not an integer >= 16")
+        if self.mean is None or self.std is None:
+            raise ConfigError(f"{where}: no image statistics (mean and std per RGB channel, e.g. ImageNet's "
+                              f"{IMAGENET_MEAN} / {IMAGENET_STD})")
+        self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError(f"{where}: mean and std need 3 values each (R, G, B)")
+        if not all(s > 0 for s in self.std):
+            raise ConfigError(f"{where}.std: every value must be positive")
+
+    @classmethod
+    def imagenet(cls, name: str, height: int, width: int) -> "CameraConfig":
+        return cls(name, height, width, list(IMAGENET_MEAN), list(IMAGENET_STD))
+
+
+@dataclass
 class PolicyConfig:
     """The actor's definition. Sizes default to the seed design's scale; use ``preset='small'`` for demos."""
 
@@ -115,9 +152,13 @@ class PolicyConfig:
     action_stats: NormStats | None = None
     control_hz: float = 30.0  # the rate the policy was trained for; the runtime's default --fps
     observation_names: list[str] | None = None
+    cameras: list[CameraConfig] = field(default_factory=list)  # images beside the state, in input order
+    image_encoder: str = "small_cnn"  # "small_cnn" | "resnet18" (layer4 feature map, frozen batch norm)
+    image_embed_dim: int = 64  # pooled image embedding per camera (the MLP actor and the critic)
 
     def __post_init__(self) -> None:
         self.action_groups = [g if isinstance(g, ActionGroup) else ActionGroup(**g) for g in self.action_groups]
+        self.cameras = [c if isinstance(c, CameraConfig) else _camera(c) for c in self.cameras or []]
         if isinstance(self.obs_stats, dict):
             self.obs_stats = NormStats(**self.obs_stats)
         if isinstance(self.action_stats, dict):
@@ -154,6 +195,11 @@ class PolicyConfig:
         if self.observation_names is not None:
             need(len(self.observation_names) == self.state_dim, "observation_names",
                  f"{len(self.observation_names)} names for state_dim {self.state_dim}")
+        names = self.camera_names
+        need(len(set(names)) == len(names), "cameras", f"duplicate camera names in {names}")
+        need(self.image_encoder in IMAGE_ENCODERS, "image_encoder",
+             f"'{self.image_encoder}' is not one of {', '.join(IMAGE_ENCODERS)}")
+        need(self.image_embed_dim >= 1, "image_embed_dim", "must be >= 1")
 
     @property
     def action_dim(self) -> int:
@@ -166,6 +212,10 @@ class PolicyConfig:
     @property
     def joint_units(self) -> list[str]:
         return [u for g in self.action_groups for u in g.units]
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [c.name for c in self.cameras]
 
     @property
     def uses_history(self) -> bool:
@@ -190,3 +240,15 @@ class PolicyConfig:
         if preset not in PRESETS:
             raise ConfigError(f"preset: '{preset}' is not one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[preset], **kwargs})
+
+
+def _camera(data: Any) -> CameraConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"cameras: entry {data!r} is not a camera (name, height, width, mean, std)")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(CameraConfig)})
+    if unknown:
+        raise ConfigError(f"cameras: unknown camera key '{unknown[0]}'")
+    try:
+        return CameraConfig(**data)
+    except TypeError as exc:  # a missing name / height / width
+        raise ConfigError(f"cameras: {exc}") from None

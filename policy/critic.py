@@ -3,6 +3,11 @@
 All members run as one batched matmul per layer (weights of shape (E, in, out)), so an ensemble of 2 or 10
 costs about one forward pass. Each hidden layer is Linear -> LayerNorm -> ReLU (the Q-chunking / RLPD critic).
 Observations enter in robot units and are normalised with the actor's stats; actions are already in [-1, 1].
+
+With cameras the critic has its own image encoder (a small CNN with a learned spatial pooling, one embedding
+per camera, shared by the ensemble members), not the actor's: the actor's encoder is what the robot runs, it
+must train under BC alone (no critic), and the critic's TD gradients, noisy while Q is young, stay out of it;
+the actor may also be a ResNet-18 token encoder, while the critic needs one vector and a cheap forward pass.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .actors import Normalizer
+from .actors import Normalizer, check_images
 from .config import PolicyConfig
+from .vision import PooledImages
+
+CRITIC_IMAGE_ENCODER = "small_cnn"
 
 
 class EnsembleLinear(nn.Module):
@@ -36,9 +44,13 @@ class CriticEnsemble(nn.Module):
 
     def __init__(self, config: PolicyConfig, n_critics: int = 2, hidden: tuple[int, ...] = (256, 256)):
         super().__init__()
-        self.n_critics = n_critics
+        self.n_critics, self.config = n_critics, config
         self.obs_norm = Normalizer(config.obs_stats, config.state_dim)
         obs_dim = config.state_dim * (config.history if config.uses_history else 1)
+        self.images = None
+        if config.cameras:
+            self.images = PooledImages(config.cameras, CRITIC_IMAGE_ENCODER, config.image_embed_dim)
+            obs_dim += self.images.out_dim
         in_dim = obs_dim + config.chunk_size * config.action_dim
         self.layers = nn.ModuleList()
         self.norm_scale = nn.ParameterList()
@@ -50,8 +62,13 @@ class CriticEnsemble(nn.Module):
             in_dim = width
         self.out = EnsembleLinear(n_critics, in_dim, 1)
 
-    def forward(self, obs: torch.Tensor, action_chunk: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.obs_norm(obs).flatten(1), action_chunk.flatten(1)], dim=-1)
+    def forward(self, obs: torch.Tensor, action_chunk: torch.Tensor,
+                images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        check_images(self.config, images)
+        parts = [self.obs_norm(obs).flatten(1), action_chunk.flatten(1)]
+        if self.images is not None:
+            parts.insert(1, self.images(images))
+        x = torch.cat(parts, dim=-1)
         x = x.unsqueeze(0).expand(self.n_critics, -1, -1)
         for layer, scale, shift in zip(self.layers, self.norm_scale, self.norm_shift):
             h = layer(x)

@@ -8,6 +8,7 @@ Layout (``numpy.savez``; N transitions, E episodes, S = state_dim, A = action_di
     terminals      (N,)   bool   True on a transition that ends its episode in a terminal state
     episode_ends   (E,)   int    exclusive end index of each episode, increasing, the last one equal to N
     observation_names (S,) str   optional; when present it must equal the task's observation names
+    images.<camera> (N, H, W, 3) uint8  RGB frame of each observation, one array per camera of the policy
 
 Episodes not ending in a terminal are treated as cut by a time limit. A terminal anywhere but on the last
 transition of its episode is refused. LeRobot datasets (parquet) would need pyarrow, which actsac does not
@@ -45,7 +46,8 @@ def _normalise(actions: np.ndarray, stats: NormStats | None) -> np.ndarray:
 
 
 def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, action_stats: NormStats | None,
-                   observation_names: list[str] | None = None, chunk_size: int | None = None) -> list[Episode]:
+                   observation_names: list[str] | None = None, chunk_size: int | None = None,
+                   cameras=()) -> list[Episode]:
     """Episodes with actions in the normalised space; raises DemoError with a one-line message. With
     ``chunk_size`` (H), also refuses files from which ``SequenceReplay(H)`` could sample no chunk."""
     path = Path(path)
@@ -97,6 +99,12 @@ def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, act
     if "observation_names" in arrays and observation_names is not None:
         names = [str(s) for s in np.atleast_1d(arrays["observation_names"])]
         need(names == list(observation_names), "observation_names", f"is {names}, expected {observation_names}")
+    for camera in cameras:
+        key = f"images.{camera.name}"
+        need(key in arrays, key, f"is missing: the policy sees camera '{camera.name}'")
+        expected = (n, camera.height, camera.width, 3)
+        need(arrays[key].dtype == np.uint8 and arrays[key].shape == expected, key,
+             f"is {arrays[key].dtype} {arrays[key].shape}, expected uint8 {expected} (RGB)")
     terminals = terminals.astype(bool)
     starts = np.concatenate([[0], ends[:-1]])
     inner = terminals.copy()
@@ -108,18 +116,22 @@ def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, act
              f"has no episode long enough for a chunk of {chunk_size} steps (longest: {longest}; one that ends "
              f"without a terminal needs at least {chunk_size + 1})")
     normalised = _normalise(actions, action_stats)
-    return [Episode(obs[s:e].astype(np.float32), normalised[s:e], rewards[s:e].astype(np.float32), bool(terminals[e - 1]))
+    images = {camera.name: arrays[f"images.{camera.name}"] for camera in cameras}
+    return [Episode(obs[s:e].astype(np.float32), normalised[s:e], rewards[s:e].astype(np.float32), bool(terminals[e - 1]),
+                    images={name: frames[s:e] for name, frames in images.items()} or None)
             for s, e in zip(starts, ends)]
 
 
 def save_npz_demos(path: str | os.PathLike, observations, actions_robot_units, rewards, terminals, episode_ends,
-                   observation_names: list[str] | None = None) -> Path:
-    """Write the layout above atomically (actions in robot units)."""
+                   observation_names: list[str] | None = None, images: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the layout above atomically (actions in robot units; ``images``: {camera: (N, H, W, 3) uint8})."""
     arrays = {"observations": np.asarray(observations, np.float32), "actions": np.asarray(actions_robot_units, np.float32),
               "rewards": np.asarray(rewards, np.float32), "terminals": np.asarray(terminals, bool),
               "episode_ends": np.asarray(episode_ends, np.int64)}
     if observation_names is not None:
         arrays["observation_names"] = np.asarray(observation_names)
+    for name, frames in (images or {}).items():
+        arrays[f"images.{name}"] = np.asarray(frames, np.uint8)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -73,22 +73,23 @@ def chunked_backup_target(rewards: torch.Tensor, bootstrap_mask: torch.Tensor, n
 
 @torch.no_grad()
 def soft_next_value(actor, qf_target: CriticEnsemble, next_obs: torch.Tensor, alpha: torch.Tensor | float,
-                    aggregate: str = "min", generator: torch.Generator | None = None) -> torch.Tensor:
+                    aggregate: str = "min", generator: torch.Generator | None = None,
+                    next_images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """V(s') = agg_e Q_target_e(s', a') - alpha * log pi(a' | s'), a' ~ pi(s'): shape (B,)."""
-    next_action, next_log_prob = actor.sample(next_obs, generator)
-    return aggregate_q(qf_target(next_obs, next_action), aggregate) - alpha * next_log_prob
+    next_action, next_log_prob = actor.sample(next_obs, next_images, generator)
+    return aggregate_q(qf_target(next_obs, next_action, next_images), aggregate) - alpha * next_log_prob
 
 
-def critic_loss(qf: CriticEnsemble, obs: torch.Tensor, actions: torch.Tensor,
-                next_q_value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def critic_loss(qf: CriticEnsemble, obs: torch.Tensor, actions: torch.Tensor, next_q_value: torch.Tensor,
+                images: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over ensemble members of the MSE to the (detached) backup target; also returns Q (E, B)."""
-    q = qf(obs, actions)
+    q = qf(obs, actions, images)
     loss = ((q - next_q_value.detach().unsqueeze(0)) ** 2).mean(dim=1).sum()
     return loss, q.detach()
 
 
 def actor_loss(actor, qf: CriticEnsemble | None, obs: torch.Tensor, alpha: torch.Tensor | float, *,
-               demo_actions: torch.Tensor | None = None, demo_mask: torch.Tensor | None = None,
+               images: dict[str, torch.Tensor] | None = None, demo_actions: torch.Tensor | None = None, demo_mask: torch.Tensor | None = None,
                bc_weight: float = 0.0, bc_loss: str = "mse", aggregate: str = "min", bc_relative_to_q: bool = True,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """alpha * log pi(a|s) - Q(s, a) with a ~ pi(s), plus ``bc_weight`` times the BC term on demo rows.
@@ -100,12 +101,12 @@ def actor_loss(actor, qf: CriticEnsemble | None, obs: torch.Tensor, alpha: torch
     divided by H * A (per-dimension, so one weight fits both). ``qf=None`` gives pure BC (no SAC term).
     Returns (total, parts) with parts loss_actor, loss_sac, loss_bc, bc_weight, entropy and log_prob (B,).
     """
-    mean, log_std = actor(obs)
+    mean, log_std = actor(obs, images)
     action, log_prob = sample_squashed(mean, log_std, generator)
     zero = obs.new_zeros(())
     loss_sac, q_scale = zero, 1.0
     if qf is not None:
-        q = aggregate_q(qf(obs, action), aggregate)
+        q = aggregate_q(qf(obs, action, images), aggregate)
         loss_sac = (alpha * log_prob - q).mean()
         if bc_relative_to_q:
             q_scale = q.detach().abs().mean().clamp_min(1e-3)
@@ -172,16 +173,16 @@ class SACLearner:
         metrics = {"losses/critic": float("nan"), "charts/q": float("nan")}
         if not self.bc_only:
             next_value = soft_next_value(self.actor, self.qf_target, batch.next_obs, alpha, self.q_aggregate,
-                                         self.generator)
+                                         self.generator, batch.next_images)
             next_q_value = chunked_backup_target(batch.rewards, batch.mask, next_value, self.gamma)
-            qf_loss, q = critic_loss(self.qf, batch.obs, batch.actions, next_q_value)
+            qf_loss, q = critic_loss(self.qf, batch.obs, batch.actions, next_q_value, batch.images)
             self.q_optimizer.zero_grad(set_to_none=True)
             qf_loss.backward()
             self.q_optimizer.step()
             metrics.update({"losses/critic": qf_loss.item(), "charts/q": q.mean().item()})
 
         self.qf.requires_grad_(False)  # the actor's gradient flows through Q to the action, not into Q
-        loss, parts = actor_loss(self.actor, self.qf if actor_sac else None, batch.obs, alpha,
+        loss, parts = actor_loss(self.actor, self.qf if actor_sac else None, batch.obs, alpha, images=batch.images,
                                  demo_actions=batch.actions, demo_mask=batch.is_demo, bc_weight=weight,
                                  bc_loss=self.bc_loss, aggregate=self.q_aggregate,
                                  bc_relative_to_q=self.bc_relative_to_q, generator=self.generator)

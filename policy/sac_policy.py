@@ -17,6 +17,10 @@ Batch layout for ``forward`` (chunks of H steps, robot units, like a LeRobot bat
 ``observation.state`` (B, S) or (B, T, S); ``action`` (B, H, A); ``next.reward`` (B, H);
 ``next.done`` (B, H) or (B,); ``next.observation.state``: the observation H steps later;
 ``expert_action`` (B, H, A): the demonstration chunk for the BC term (optional ``expert_mask`` (B,) bool).
+
+Cameras are VISUAL input features ``observation.images.<camera>`` of shape (3, H, W) as LeRobot declares them;
+their frames enter as cameras deliver them, uint8 (B, H, W, 3) RGB (``next.observation.images.<camera>`` for
+the backup), and their per-channel ``mean`` / ``std`` (in [0, 1] units) must be in ``dataset_stats``.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 
 from .actors import build_actor
 from .checkpoint import CheckpointError, read_payload, save_checkpoint
-from .config import ActionGroup, ConfigError, NormStats, PolicyConfig
+from .config import ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig
 from .critic import CriticEnsemble, make_target, polyak_update
 from .sac import (BC_LOSSES, BC_SCHEDULES, Q_AGGREGATES, BCSchedule, actor_loss, bc_weight,
                   chunked_backup_target, critic_loss, default_target_entropy, soft_next_value, temperature_loss)
 
-STATE_KEY, ACTION_KEY = "observation.state", "action"
+STATE_KEY, ACTION_KEY, IMAGE_PREFIX = "observation.state", "action", "observation.images."
 
 
 class FeatureType(str, Enum):
@@ -97,6 +101,7 @@ class SACConfig:
     dropout: float = 0.0
     actor_hidden_dims: list[int] = field(default_factory=lambda: [256, 256])  # MLP actor
     action_groups: dict[str, int] | None = None  # e.g. {"arm": 14, "torso": 6, "hand": 12}; None = one group
+    vision_backbone: str = "small_cnn"  # "small_cnn" | "resnet18", for VISUAL input features
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     dataset_stats: dict[str, dict[str, list[float]]] | None = None  # {"observation.state": {"min", "max"}|{"mean", "std"}, "action": ...}
@@ -156,9 +161,10 @@ class SACConfig:
                               f"but output_features['action'] has {self.action_dim} dims")
         action_groups = [ActionGroup(name, [f"{name}_{i}" for i in range(dim)]) for name, dim in groups.items()]
         stats = self.dataset_stats or {}
-        unknown = sorted(set(stats) - {STATE_KEY, ACTION_KEY})
+        unknown = sorted(set(stats) - {STATE_KEY, ACTION_KEY, *self.camera_keys})
         if unknown:
-            raise ConfigError(f"dataset_stats['{unknown[0]}']: unknown feature (expected '{STATE_KEY}', '{ACTION_KEY}')")
+            raise ConfigError(f"dataset_stats['{unknown[0]}']: unknown feature (expected '{STATE_KEY}', '{ACTION_KEY}' "
+                              f"or a VISUAL input feature)")
         try:
             return PolicyConfig(
                 state_dim=self.state_dim, action_groups=action_groups,
@@ -168,9 +174,29 @@ class SACConfig:
                 n_decoder_layers=self.n_decoder_layers, dropout=self.dropout, mlp_hidden=self.actor_hidden_dims,
                 log_std_min=self.log_std_min, log_std_max=self.log_std_max, control_hz=self.control_hz,
                 obs_stats=_norm_stats(stats, STATE_KEY, self.state_dim),
-                action_stats=_norm_stats(stats, ACTION_KEY, self.action_dim))
+                action_stats=_norm_stats(stats, ACTION_KEY, self.action_dim),
+                cameras=[self._camera(key, stats) for key in self.camera_keys], image_encoder=self.vision_backbone)
         except ConfigError as exc:
             raise ConfigError(f"SACConfig {exc}") from None
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """The VISUAL input features, ``observation.images.<camera>``, in declaration order."""
+        return [k for k, f in self.input_features.items() if f.type == FeatureType.VISUAL]
+
+    def _camera(self, key: str, stats: dict) -> CameraConfig:
+        if not key.startswith(IMAGE_PREFIX):
+            raise ConfigError(f"input_features['{key}']: a VISUAL feature is named '{IMAGE_PREFIX}<camera>'")
+        shape = self.input_features[key].shape
+        if len(shape) != 3 or shape[0] != 3:
+            raise ConfigError(f"input_features['{key}']: shape {shape} is not (3, height, width)")
+        entry = stats.get(key, {})
+        mean, std = (None if k not in entry else np.asarray(entry[k], np.float64).reshape(-1).tolist()
+                     for k in ("mean", "std"))
+        try:
+            return CameraConfig(key[len(IMAGE_PREFIX):], shape[1], shape[2], mean, std)
+        except ConfigError as exc:
+            raise ConfigError(f"dataset_stats['{key}']: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -260,18 +286,33 @@ class SACPolicy(nn.Module):
         else:
             self._history.append(state[0])
         obs = torch.stack(list(self._history))[None] if self.policy_config.uses_history else state
+        images = self._images(observation if isinstance(observation, dict) else {}, "", batch_size=1)
         tick, self._tick = self._tick, self._tick + 1
         if isinstance(self.executor, TemporalEnsembler):
-            action = self.executor.update(self._chunk(obs))
+            action = self.executor.update(self._chunk(obs, images))
         else:
             if self.executor.needs_chunk(tick, lead_ticks=0):
-                self.executor.add_chunk(self._chunk(obs), tick)
+                self.executor.add_chunk(self._chunk(obs, images), tick)
             action = self.executor.action_at(tick)
         return torch.as_tensor(action, dtype=torch.float32)[None]
 
-    def _chunk(self, obs: torch.Tensor) -> np.ndarray:
+    def _images(self, batch: dict, prefix: str, batch_size: int | None = None) -> dict[str, torch.Tensor] | None:
+        """{camera: uint8 (B, H, W, 3)} from ``<prefix>observation.images.<camera>`` entries (a single frame
+        (H, W, 3) gets its batch dim when ``batch`` is 1); None for a state-only policy."""
+        if not self.policy_config.cameras:
+            return None
+        images = {}
+        for camera in self.policy_config.cameras:
+            key = f"{prefix}{IMAGE_PREFIX}{camera.name}"
+            if key not in batch:
+                raise KeyError(f"'{key}': the policy sees camera '{camera.name}'")
+            image = torch.as_tensor(batch[key])
+            images[camera.name] = image[None] if batch_size == 1 and image.dim() == 3 else image
+        return images
+
+    def _chunk(self, obs: torch.Tensor, images) -> np.ndarray:
         self.actor.eval()
-        return self.actor.to_robot_units(self.actor.deterministic(obs))[0].numpy()
+        return self.actor.to_robot_units(self.actor.deterministic(obs, images))[0].numpy()
 
     # ---------------------------------------------------------------- learning
     def forward(self, batch: dict[str, torch.Tensor], model: str = "critic") -> dict[str, torch.Tensor]:
@@ -280,14 +321,14 @@ class SACPolicy(nn.Module):
         Every dict has ``loss`` (what to backpropagate) plus the named parts (loss_actor, loss_sac, loss_bc,
         bc_weight, entropy / loss_critic, q_mean / loss_temperature, alpha, entropy).
         """
-        obs = batch[STATE_KEY]
+        obs, images = batch[STATE_KEY], self._images(batch, "")
         if model == "critic":
             rewards, mask = _rewards_and_mask(batch)
             next_value = soft_next_value(self.actor, self.critic_target, batch[f"next.{STATE_KEY}"], self.alpha,
-                                         self.config.q_aggregation)
+                                         self.config.q_aggregation, next_images=self._images(batch, "next."))
             next_q_value = chunked_backup_target(rewards, mask, next_value, self.config.discount)
             actions = self.actor.from_robot_units(batch[ACTION_KEY]).clamp(-1.0, 1.0)
-            loss, q = critic_loss(self.critic_ensemble, obs, actions, next_q_value)
+            loss, q = critic_loss(self.critic_ensemble, obs, actions, next_q_value, images)
             return {"loss": loss, "loss_critic": loss.detach(), "q_mean": q.mean()}
         if model == "actor":
             expert = batch.get("expert_action")
@@ -295,7 +336,8 @@ class SACPolicy(nn.Module):
             weight = bc_weight(self.training_step, self.bc_schedule)
             self.critic_ensemble.requires_grad_(False)  # the actor's gradient flows through Q, not into it
             try:
-                loss, parts = actor_loss(self.actor, self.critic_ensemble, obs, self.alpha, demo_actions=demo,
+                loss, parts = actor_loss(self.actor, self.critic_ensemble, obs, self.alpha, images=images,
+                                         demo_actions=demo,
                                          demo_mask=batch.get("expert_mask"), bc_weight=weight,
                                          bc_loss=self.config.bc_loss, aggregate=self.config.q_aggregation,
                                          bc_relative_to_q=self.config.bc_relative_to_q)
@@ -305,7 +347,7 @@ class SACPolicy(nn.Module):
             return {"loss": loss, **parts}
         if model == "temperature":
             with torch.no_grad():
-                _, log_prob = self.actor.sample(obs)
+                _, log_prob = self.actor.sample(obs, images)
             loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
             return {"loss": loss, "loss_temperature": loss.detach(), "alpha": self.alpha,
                     "entropy": -log_prob.mean()}

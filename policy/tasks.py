@@ -12,6 +12,10 @@ simulated bus serves to ``actsac-run``, so a policy trained here sees exactly wh
 - Reward: minus the mean distance to the goal as a fraction of each joint's span, plus ``success_bonus``
   on every tick where all joints are within ``success_tolerance`` user units of the goal.
 - Episodes end on a time limit only (no terminal state): the arm must reach the goal and hold it.
+
+so100-visual-reach (``VisualReachTask``) is the same task with the goal taken out of the state: the
+observation is the 6 ``<joint>.pos`` only, and the goal is seen in the image of the simulator's camera
+(``drivers/sim/camera.py``, camera ``front``), which draws the arm and a green ghost of the goal pose.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ START_LOW = np.array([5.0 if u == "range_0_100" else -75.0 for u in UNITS])
 START_HIGH = np.array([95.0 if u == "range_0_100" else 75.0 for u in UNITS])
 HOME = (JOINT_LOW + JOINT_HIGH) / 2.0  # where the simulated bus starts: mid-range
 MAX_STEP = np.array([SO100.max_step[j] for j in JOINTS])  # user units per tick, the runtime's default clamp
+
+VISUAL_TASK_NAME = "so100-visual-reach"
+VISUAL_OBSERVATION_NAMES = [f"{j}.pos" for j in JOINTS]  # the goal is not in the state: it is in the image
+CAMERA_NAME = "front"
 
 
 def make_goals(n_goals: int = 8, seed: int = 0) -> np.ndarray:
@@ -105,7 +113,8 @@ class ReachTask:
         self.servos.step(self.period_s)
         self.t += 1
         obs = self.observation()
-        error = np.abs(obs[:, :6] - self.goal)
+        # Both tasks' observations start with the 6 positions (float32, as the policy sees them).
+        error = np.abs(obs[:, :len(JOINTS)] - self.goal)
         success = np.all(error <= self.success_tolerance, axis=1)
         reward = -(error / self.span).mean(axis=1) + self.success_bonus * success
         return obs, reward.astype(np.float32), success
@@ -120,8 +129,56 @@ class ReachTask:
                 "success_tolerance": self.success_tolerance}
 
 
+class VisualReachTask(ReachTask):
+    """so100-visual-reach: ReachTask's dynamics, goals, rewards and success, with the goal only in the image.
+
+    ``observation()`` -> positions (n_envs, 6) float32; ``images()`` -> {CAMERA_NAME: (n_envs, H, W, 3) uint8},
+    the simulator's camera view of the present pose with each env's goal drawn as a ghost.
+    """
+
+    def __init__(self, n_envs: int, goals: np.ndarray, *, seed: int = 0, control_hz: float = 30.0,
+                 episode_s: float = 2.0, success_tolerance: float = 4.0, success_bonus: float = 1.0,
+                 home_fraction: float = 0.25, image_size: tuple[int, int] = (48, 64)):
+        # OpenCV is only needed here: imported late, so so100-reach (and whatever imports this module) runs
+        # without it.
+        from actsac.drivers.sim.camera import ArmCamera
+
+        super().__init__(n_envs, goals, seed=seed, control_hz=control_hz, episode_s=episode_s,
+                         success_tolerance=success_tolerance, success_bonus=success_bonus,
+                         home_fraction=home_fraction)
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be (height, width), got {image_size!r}")
+        self.camera = ArmCamera(*image_size)
+
+    def observation(self) -> np.ndarray:
+        return self.positions().astype(np.float32)
+
+    def images(self) -> dict[str, np.ndarray]:
+        """The camera images of the present state: {CAMERA_NAME: uint8 (n_envs, H, W, 3)}."""
+        return {CAMERA_NAME: self.camera.render(self.positions(), self.goal)}
+
+    @property
+    def cameras(self) -> list[tuple[str, int, int]]:
+        """(name, height, width) of each camera, in the order of ``images()``."""
+        return [(CAMERA_NAME, self.camera.height, self.camera.width)]
+
+    def info(self) -> dict:
+        return {**super().info(), "name": VISUAL_TASK_NAME,
+                "cameras": [{"name": name, "height": h, "width": w} for name, h, w in self.cameras]}
+
+
+def _expert_step(pos: np.ndarray, goal: np.ndarray, max_step: float) -> np.ndarray:
+    """The scripted expert's rule: command the goal, but at most ``max_step`` user units from ``pos``."""
+    return pos + np.clip(goal - pos, -max_step, max_step)
+
+
 def expert_action(obs: np.ndarray, max_step: float = 8.0) -> np.ndarray:
     """The scripted expert: command the goal, but at most ``max_step`` user units from the present position
     (below the runtime's 10-unit safety step), so it moves smoothly and then holds the goal."""
-    pos, goal = obs[:, :6], obs[:, 6:]
-    return pos + np.clip(goal - pos, -max_step, max_step)
+    return _expert_step(obs[:, :6], obs[:, 6:], max_step)
+
+
+def visual_expert_action(positions: np.ndarray, goal: np.ndarray, max_step: float = 8.0) -> np.ndarray:
+    """The scripted expert of so100-visual-reach, the rule of ``expert_action``. It is privileged: the goal
+    (``task.goal``) is given to it, where the policy only sees it in the image."""
+    return _expert_step(np.asarray(positions), np.asarray(goal), max_step)

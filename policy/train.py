@@ -1,4 +1,5 @@
-"""The training loop: BC warm start on demonstrations, then SAC + BC with online data, on so100-reach.
+"""The training loop: BC warm start on demonstrations, then SAC + BC with online data, on a built-in task:
+so100-reach (the goal in the state) or so100-visual-reach (the goal only in the simulator's camera image).
 
 ``TrainConfig`` holds every setting (its field help is the ``actsac-train`` help); ``train(config)`` runs it,
 evaluates every ``eval_every`` updates, and writes the checkpoint (atomically), a metrics CSV and a learning
@@ -29,13 +30,14 @@ from actsac.options import (AT_LEAST_0, AT_LEAST_1, FINITE, FRACTION, NON_NEGATI
 from . import tasks
 from .actors import Actor, Normalizer, build_actor
 from .checkpoint import save_checkpoint
-from .config import ActionGroup, ConfigError, NormStats, PolicyConfig
+from .config import IMAGENET_MEAN, IMAGENET_STD, ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig
 from .demos import load_npz_demos
 from .replay import Episode, SequenceReplay, sample_batch
 from .sac import BCSchedule, SACLearner
 
 
-CONTROL_HZ = 30.0  # so100-reach's control rate (the simulator's servo dynamics are stepped at it)
+CONTROL_HZ = 30.0  # the tasks' control rate (the simulator's servo dynamics are stepped at it)
+TASKS = {tasks.TASK_NAME: tasks.ReachTask, tasks.VISUAL_TASK_NAME: tasks.VisualReachTask}
 
 
 @dataclass
@@ -46,13 +48,22 @@ class TrainConfig:
     convergence) and, by default, the batch's mean |Q|: it keeps SAC's action gradient from dragging the actor
     away from the demonstrations while the critic is still young."""
 
-    task: str = option("so100-reach", "built-in task to train on", choices=["so100-reach"])
+    task: str = option("so100-reach", "built-in task to train on: so100-reach (the goal is in the state) or "
+                                      "so100-visual-reach (the goal is only in the camera image)", choices=list(TASKS))
     actor: str = option("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
     preset: str = option("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
                        choices=["small", "default"])
     history: int | None = option(None, "observation window T > 1 for the history actor; unset: one observation",
                                AT_LEAST_1)
     chunk_size: int = option(10, "H: actions per chunk, also the critic's backup horizon", AT_LEAST_1)
+    image_encoder: str = option("small_cnn", "camera tasks: the actor's image encoder (small_cnn trains on a CPU "
+                                             "in minutes; resnet18 as ACT uses it, with ImageNet statistics)",
+                                choices=["small_cnn", "resnet18"])
+    image_size: tuple[int, ...] = option((48, 64), "camera tasks: image height and width in pixels",
+                                         (lambda v: v >= 16, "must be >= 16"), nargs=2, type=int,
+                                         metavar=("H", "W"))
+    images: bool = option(True, "camera tasks: the actor sees the camera; --no-images trains a state-only actor, "
+                                "blind to the goal (the baseline)")
     steps: int = option(1500, "gradient updates in total (BC warm start included)", AT_LEAST_1)
     seed: int = option(0, "seed of every random number generator")
     bc_only: bool = option(False, "behaviour cloning only: no critic, no online data")
@@ -107,20 +118,36 @@ class TrainConfig:
         if ticks < self.chunk_size:
             raise refuse("episode_s", f"{self.episode_s:g} s is {ticks} ticks at {CONTROL_HZ:g} Hz, fewer than the "
                                       f"chunk size {self.chunk_size}")
+        if len(self.image_size) != 2:
+            raise refuse("image_size", f"needs a height and a width (got {self.image_size})")
         try:
             BCSchedule(self.bc_schedule, self.bc_start, self.bc_end, self.bc_decay_steps or self.steps)
         except ValueError as exc:
             raise refuse("bc_schedule", str(exc)) from None
 
-    def policy_config(self) -> PolicyConfig:
-        """The actor for so100-reach: 12 observations, the 6 SO-100 joints, min/max stats from joint ranges."""
-        obs_low, obs_high = np.tile(tasks.JOINT_LOW, 2), np.tile(tasks.JOINT_HIGH, 2)
+    @property
+    def sees_images(self) -> bool:
+        return self.task == tasks.VISUAL_TASK_NAME and self.images
+
+    def policy_config(self, image_stats: tuple[list[float], list[float]] | None = None) -> PolicyConfig:
+        """The actor for the task: the 6 SO-100 joints, min/max stats from joint ranges. so100-reach observes
+        positions and goals (12); so100-visual-reach positions (6) and, with ``images``, the camera,
+        normalised with ``image_stats`` (mean, std per channel; ImageNet's when None)."""
+        names = tasks.OBSERVATION_NAMES if self.task == tasks.TASK_NAME else tasks.VISUAL_OBSERVATION_NAMES
+        repeats = len(names) // len(tasks.JOINTS)
+        mean, std = image_stats or (IMAGENET_MEAN, IMAGENET_STD)
+        cameras = [CameraConfig(tasks.CAMERA_NAME, *self.image_size, mean, std)] if self.sees_images else []
         return PolicyConfig.from_preset(
-            self.preset, state_dim=len(tasks.OBSERVATION_NAMES), actor=self.actor, history=self.history,
+            self.preset, state_dim=len(names), actor=self.actor, history=self.history,
             chunk_size=self.chunk_size, action_groups=[ActionGroup("arm", tasks.JOINTS, tasks.UNITS)],
-            obs_stats=NormStats.min_max(obs_low, obs_high),
+            obs_stats=NormStats.min_max(np.tile(tasks.JOINT_LOW, repeats), np.tile(tasks.JOINT_HIGH, repeats)),
             action_stats=NormStats.min_max(tasks.JOINT_LOW, tasks.JOINT_HIGH),
-            control_hz=CONTROL_HZ, observation_names=list(tasks.OBSERVATION_NAMES))
+            control_hz=CONTROL_HZ, observation_names=list(names), cameras=cameras, image_encoder=self.image_encoder)
+
+    def make_task(self, n_envs: int, goals: np.ndarray, seed: int) -> tasks.ReachTask:
+        kwargs = {"image_size": tuple(self.image_size)} if self.task == tasks.VISUAL_TASK_NAME else {}
+        return TASKS[self.task](n_envs, goals, seed=seed, control_hz=CONTROL_HZ, episode_s=self.episode_s,
+                                success_tolerance=self.success_tolerance, **kwargs)
 
 
 class ChunkRunner:
@@ -133,25 +160,28 @@ class ChunkRunner:
         config = actor.config
         self.history = config.history if config.uses_history else 1
         self.executor = ChunkExecutor(config.chunk_size, config.chunk_size)
-        self.window = None
+        self.window = self.images = None
         self.tick = 0
 
-    def reset(self, obs: np.ndarray) -> None:
-        self.window = np.repeat(obs[:, None], self.history, axis=1)
+    def reset(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None) -> None:
+        self.window, self.images = np.repeat(obs[:, None], self.history, axis=1), images
         self.executor.reset()
         self.tick = 0
 
-    def observe(self, obs: np.ndarray) -> None:
-        self.window = np.concatenate([self.window[:, 1:], obs[:, None]], axis=1)
+    def observe(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None) -> None:
+        self.window, self.images = np.concatenate([self.window[:, 1:], obs[:, None]], axis=1), images
 
     def __call__(self) -> np.ndarray:
         """The normalised action (n_envs, A) for this tick."""
         n_envs = self.window.shape[0]
         if self.executor.needs_chunk(self.tick, lead_ticks=0):
             obs = torch.from_numpy(self.window if self.history > 1 else self.window[:, -1])
+            images = None
+            if self.actor.config.cameras:
+                images = {name: torch.from_numpy(self.images[name]) for name in self.actor.config.camera_names}
             with torch.no_grad():
-                chunk = (self.actor.deterministic(obs) if self.deterministic
-                         else self.actor.sample(obs, self.generator)[0]).numpy()  # (n, H, A)
+                chunk = (self.actor.deterministic(obs, images) if self.deterministic
+                         else self.actor.sample(obs, images, self.generator)[0]).numpy()  # (n, H, A)
             self.executor.add_chunk(chunk.transpose(1, 0, 2).reshape(chunk.shape[1], -1), self.tick)
         action = self.executor.action_at(self.tick).reshape(n_envs, -1).astype(np.float32)
         self.tick += 1
@@ -159,49 +189,60 @@ class ChunkRunner:
 
 
 class ExpertAgent:
-    """The task's scripted expert behind the same agent interface (reset / observe / call)."""
+    """The task's scripted expert behind the same agent interface (reset / observe / call). It is privileged:
+    it reads each env's goal from the task, where a camera task's policy only sees it in the image."""
 
-    def __init__(self, action_norm: Normalizer):
-        self.action_norm, self.obs = action_norm, None
+    def __init__(self, task: tasks.ReachTask, action_norm: Normalizer):
+        self.task, self.action_norm, self.obs = task, action_norm, None
 
-    def reset(self, obs: np.ndarray) -> None:
+    def reset(self, obs: np.ndarray, images=None) -> None:
         self.obs = obs
 
     observe = reset
 
     def __call__(self) -> np.ndarray:
+        positions = self.obs[:, :len(tasks.JOINTS)]
+        action = tasks.visual_expert_action(positions, self.task.goal).astype(np.float32)
         with torch.no_grad():
-            action = self.action_norm(torch.from_numpy(tasks.expert_action(self.obs).astype(np.float32))).numpy()
+            action = self.action_norm(torch.from_numpy(action)).numpy()
         return np.clip(action, -1.0, 1.0)
 
 
 class Collector:
     """Steps lockstep envs with an agent, one tick per ``step()``; returns the episodes it finishes."""
 
-    def __init__(self, task: tasks.ReachTask, agent, action_norm: Normalizer):
-        self.task, self.agent, self.action_norm = task, agent, action_norm
+    def __init__(self, task: tasks.ReachTask, agent, action_norm: Normalizer, images: bool = False):
+        self.task, self.agent, self.action_norm, self.with_images = task, agent, action_norm, images
         self.env_steps = 0
         self.obs = None
         self.last_success = self.last_return = None
 
+    def _images(self) -> dict[str, np.ndarray] | None:
+        return self.task.images() if self.with_images else None
+
     def step(self, goal_index=None) -> list[Episode]:
         if self.obs is None:
-            self.obs = [self.task.reset(goal_index)]
+            self.obs, self.frames = [self.task.reset(goal_index)], [self._images()]
             self.actions, self.rewards = [], []
-            self.agent.reset(self.obs[0])
+            self.agent.reset(self.obs[0], self.frames[0])
         action = np.ascontiguousarray(self.agent(), dtype=np.float32)
         with torch.no_grad():
             robot = self.action_norm.inverse(torch.from_numpy(action)).numpy()
         obs, reward, success = self.task.step(robot)
-        self.agent.observe(obs)
-        self.obs.append(obs), self.actions.append(action), self.rewards.append(reward)
+        images = self._images()
+        self.agent.observe(obs, images)
+        self.obs.append(obs), self.frames.append(images), self.actions.append(action), self.rewards.append(reward)
         self.env_steps += self.task.n_envs
         if not self.task.done:
             return []
         o, a, r = np.stack(self.obs, 1), np.stack(self.actions, 1), np.stack(self.rewards, 1)
-        self.obs = None
+        frames = None
+        if self.frames[0] is not None:  # {camera: (n_envs, L + 1, H, W, 3)}
+            frames = {name: np.stack([f[name] for f in self.frames], 1) for name in self.frames[0]}
+        self.obs = self.frames = None
         self.last_success, self.last_return = success, r.sum(1)
-        return [Episode(o[i], a[i], r[i]) for i in range(self.task.n_envs)]
+        return [Episode(o[i], a[i], r[i], images=None if frames is None else {k: v[i] for k, v in frames.items()})
+                for i in range(self.task.n_envs)]
 
     def episode(self, goal_index=None) -> list[Episode]:
         """Run one whole lockstep episode (from a fresh reset)."""
@@ -211,9 +252,18 @@ class Collector:
         return episodes
 
 
-def expert_episodes(task: tasks.ReachTask, n_episodes: int, action_norm: Normalizer) -> list[Episode]:
-    """Demonstrations from the scripted expert (actions normalised and clipped to [-1, 1])."""
-    collector, episodes = Collector(task, ExpertAgent(action_norm), action_norm), []
+def image_statistics(episodes: list[Episode], camera: str) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of a camera's frames in [0, 1] pixel units (std at least 1e-3)."""
+    frames = np.concatenate([episode.images[camera][::5] for episode in episodes])  # every 5th frame is plenty
+    pixels = frames.reshape(-1, 3).astype(np.float32) / 255.0
+    return pixels.mean(0).round(4).tolist(), np.maximum(pixels.std(0), 1e-3).round(4).tolist()
+
+
+def expert_episodes(task: tasks.ReachTask, n_episodes: int, action_norm: Normalizer,
+                    images: bool = False) -> list[Episode]:
+    """Demonstrations from the scripted expert (actions normalised and clipped to [-1, 1]), with the camera
+    images when ``images``."""
+    collector, episodes = Collector(task, ExpertAgent(task, action_norm), action_norm, images), []
     while len(episodes) < n_episodes:
         episodes += collector.episode()
     return episodes[:n_episodes]
@@ -223,7 +273,7 @@ def evaluate(actor: Actor, task: tasks.ReachTask, seed: int) -> dict[str, float]
     """One deterministic episode per env, the goals taken in turn (each goal once when n_envs = n_goals), from
     start poses drawn from ``seed``, so every evaluation with the same seed starts alike."""
     task.rng = np.random.default_rng(seed)
-    collector = Collector(task, ChunkRunner(actor, deterministic=True), actor.action_norm)
+    collector = Collector(task, ChunkRunner(actor, deterministic=True), actor.action_norm, bool(actor.config.cameras))
     collector.episode(goal_index=np.arange(task.n_envs) % len(task.goals))
     return {"eval/success_rate": float(collector.last_success.mean()),
             "eval/return": float(collector.last_return.mean())}
@@ -306,20 +356,20 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: directory {out.parent} does not exist")
     policy_config = config.policy_config()
-    actor = build_actor(policy_config)
     goals = tasks.make_goals(config.n_goals, seed=config.seed)
-    make_task = lambda n, seed: tasks.ReachTask(n, goals, seed=seed, control_hz=policy_config.control_hz,  # noqa: E731
-                                                episode_s=config.episode_s,
-                                                success_tolerance=config.success_tolerance)
-    train_task, eval_task = make_task(config.n_envs, config.seed + 1), make_task(len(goals), config.seed + 2)
-
+    train_task = config.make_task(config.n_envs, goals, config.seed + 1)
+    eval_task = config.make_task(len(goals), goals, config.seed + 2)
+    action_norm = Normalizer(policy_config.action_stats, policy_config.action_dim)
     if config.demos:
         demo_episodes = load_npz_demos(config.demos, policy_config.state_dim, policy_config.action_dim,
                                        policy_config.action_stats, policy_config.observation_names,
-                                       chunk_size=config.chunk_size)
+                                       chunk_size=config.chunk_size, cameras=policy_config.cameras)
     else:
-        demo_episodes = expert_episodes(make_task(config.n_envs, config.seed + 3), config.demo_episodes,
-                                        actor.action_norm)
+        demo_episodes = expert_episodes(config.make_task(config.n_envs, goals, config.seed + 3),
+                                        config.demo_episodes, action_norm, images=config.sees_images)
+    if config.sees_images and config.image_encoder == "small_cnn":  # trained from scratch: the data's statistics
+        policy_config = config.policy_config(image_statistics(demo_episodes, tasks.CAMERA_NAME))
+    actor = build_actor(policy_config)
     offline = SequenceReplay(config.chunk_size, config.history)
     for episode in demo_episodes:
         offline.add_episode(episode)
@@ -334,7 +384,7 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
         bc_schedule=BCSchedule(config.bc_schedule, config.bc_start, config.bc_end,
                                config.bc_decay_steps or config.steps))
     runner = ChunkRunner(actor, deterministic=False, generator=torch.Generator().manual_seed(config.seed + 4))
-    collect = Collector(train_task, runner, actor.action_norm)
+    collect = Collector(train_task, runner, actor.action_norm, config.sees_images)
 
     rows: list[dict] = []
     sums: dict[str, float] = {}
@@ -343,7 +393,9 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     interrupted = False
     if log:
         kind = "BC only" if config.bc_only else "SAC + BC"
-        log(f"{config.task}: {kind}, {type(actor).__name__} {actor.num_parameters():,} parameters, critic "
+        seen = "".join(f", camera {c.name} {c.height}x{c.width} through {policy_config.image_encoder}"
+                       for c in policy_config.cameras)
+        log(f"{config.task}: {kind}, {type(actor).__name__} {actor.num_parameters():,} parameters{seen}, critic "
             f"{sum(p.numel() for p in learner.qf.parameters()):,}; {len(demo_episodes)} demonstration episodes "
             f"({len(offline)} transitions); {config.steps} updates")
     bar = _progress(config.steps, progress)
@@ -393,7 +445,9 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
         csv_path, png_path = side_paths(out)
         if rows:
             write_metrics_csv(csv_path, rows)
-            write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}, "
+            sees = (f" + {config.image_encoder} camera" if config.sees_images
+                    else " (state only)" if config.task == tasks.VISUAL_TASK_NAME else "")
+            write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}{sees}, "
                                             f"{'BC only' if config.bc_only else 'SAC + BC'}, seed {config.seed}",
                             sac_start=None if config.bc_only else config.online_start)
         else:  # stopped before the first evaluation: files of an earlier run must not pass for this one's

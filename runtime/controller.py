@@ -1,7 +1,7 @@
 """The controller owns the decision: observation -> inference request -> chunk execution -> safety filter.
 
-``update(tick, positions)`` never waits on the model: it submits the newest observation to the inference
-worker, takes whatever chunks have finished (discarding non-finite ones), asks the executor for this tick's
+``update(tick, positions, images=None)`` never waits on the model: it submits the newest observation (and a
+camera model's frames) to the inference worker, takes whatever chunks have finished (discarding non-finite ones), asks the executor for this tick's
 action, soft-starts and clamps it. With no action for a tick the last command holds; after
 ``stall_timeout_s`` without one, ``SafetyStop``. Commands are full robot-joint vectors (user units); joints
 the model does not drive hold their starting pose.
@@ -58,17 +58,18 @@ class Controller:
         """Request lead in chunk mode: ceil(latency / period) + 1 ticks before the plan runs out."""
         return int(math.ceil(max(self._recent_latency) / self.period_s)) + 1
 
-    def update(self, tick: TickTime, positions: np.ndarray) -> tuple[np.ndarray, dict]:
+    def update(self, tick: TickTime, positions: np.ndarray,
+               images: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
         t = tick.index
         if self._first_tick is None:
             self._first_tick = t
             self.last_command = positions.copy()
             self.soft_start = SoftStart(positions[self.driven], self.ramp_ticks)
         goal = self._goal(t, positions)
-        observation = self.observations.build(positions, goal)
+        observation, frames = self.observations.inputs(positions, goal, images)
         received = self._take_results()
         if not self.chunk_mode or (self.executor.needs_chunk(t, self.lead_ticks) and not self.worker.busy):
-            self.worker.submit(observation, t)
+            self.worker.submit(observation, t, frames)
         target = self.executor.action_at(t)
         info = {"chunks_in": received, "hold": target is None, "ramping": False, "clamped": False,
                 "chunk_age": None if self._newest_chunk_tick is None else t - self._newest_chunk_tick}

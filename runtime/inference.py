@@ -1,7 +1,7 @@
 """Inference in its own thread, so the control thread never waits on a model.
 
-The control thread ``submit``s the newest observation tagged with the tick it was read at (a newer request
-replaces one not yet started) and ``poll``s finished chunks, each carrying that tick so the executor can
+The control thread ``submit``s the newest observation (with a camera model's frames) tagged with the tick it
+was read at (a newer request replaces one not yet started) and ``poll``s finished chunks, each carrying that tick so the executor can
 align it. ONNX Runtime releases the GIL while it runs, so the control loop keeps its deadlines. With
 ``--realtime`` the worker runs at the highest normal priority, below the real-time loop.
 """
@@ -30,14 +30,15 @@ class ChunkResult:
 
 
 class InferenceWorker:
-    """One daemon thread running ``infer(observation) -> chunk``; at most one request waits."""
+    """One daemon thread running ``infer(observation) -> chunk`` (``infer(observation, images)`` for a request
+    that carries images); at most one request waits."""
 
     def __init__(self, infer: Callable[[np.ndarray], np.ndarray], clock: Callable[[], float] = time.perf_counter,
                  name: str = "actsac-inference"):
         self._infer = infer
         self._clock = clock
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, int] | None = None
+        self._pending: tuple[np.ndarray, dict | None, int] | None = None
         self._running = False
         self._results: list[ChunkResult] = []
         self._closed = False
@@ -50,9 +51,11 @@ class InferenceWorker:
         with self._cond:
             return self._running or self._pending is not None
 
-    def submit(self, observation: np.ndarray, tick: int) -> None:
+    def submit(self, observation: np.ndarray, tick: int, images: dict[str, np.ndarray] | None = None) -> None:
+        """``images``: {camera: uint8 (H, W, 3)} for a camera model, passed on by reference (the worker reads
+        them later, in its thread: hand over frames nobody writes to any more)."""
         with self._cond:
-            self._pending = (observation, int(tick))
+            self._pending = (observation, images, int(tick))
             self._cond.notify()
 
     def poll(self) -> list[ChunkResult]:
@@ -76,12 +79,12 @@ class InferenceWorker:
                     self._cond.wait()
                 if self._closed:
                     return
-                (observation, tick), self._pending = self._pending, None
+                (observation, images, tick), self._pending = self._pending, None
                 self._running = True
             start = self._clock()
             chunk, error = None, None
             try:
-                chunk = self._infer(observation)
+                chunk = self._infer(observation) if images is None else self._infer(observation, images)
             except Exception as exc:  # a failing model is a counted fault, not a dead thread
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             end = self._clock()

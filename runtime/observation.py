@@ -1,8 +1,12 @@
-"""What the model expects vs what the robot has, and the observation vector built from the robot's readings.
+"""What the model expects vs what the robot has, and the observation built from the robot's readings.
 
 Checked before torque is enabled: every joint the model drives exists on the robot, in a group of the same
 name and size, in the unit of the motor's norm_mode; every observation feature is ``<joint>.pos`` or
-``<joint>.goal`` (CONTRACTS.md section 1). Each refusal is one line naming the difference.
+``<joint>.goal`` (CONTRACTS.md section 1), for a camera model too (its images are separate inputs, not
+state features). Each refusal is one line naming the difference.
+
+The model's inputs are the state vector (``ObservationBuilder.build``) and, for a camera model, one frame per
+camera it sees (``ObservationBuilder.inputs`` -> ``(state, images)``, as the backends take them).
 """
 
 from __future__ import annotations
@@ -59,13 +63,16 @@ def check_model_against_robot(metadata, spec, model_label: str) -> None:
 
 
 class ObservationBuilder:
-    """Observation vector (float32, in feature order) from the positions of ``robot_joints`` and a goal.
+    """Observation vector (float32, in feature order) from the positions of ``robot_joints`` and a goal, and
+    for a camera model the frames of its ``cameras`` (names, as ``metadata.camera_names``).
 
     ``goal_joints`` lists the joints of the ``.goal`` features, in feature order; a goal vector follows that
-    order. With a history T the model gets the last T vectors, oldest first (the first fills the window).
+    order. With a history T the model gets the last T vectors, oldest first (the first fills the window);
+    images are never stacked: the model sees the newest frame of each camera.
     """
 
-    def __init__(self, names: list[str], robot_joints: list[str], history: int | None = None):
+    def __init__(self, names: list[str], robot_joints: list[str], history: int | None = None,
+                 cameras: list[str] | None = None):
         index = {j: i for i, j in enumerate(robot_joints)}
         self.pos_slots, self.pos_index, self.goal_slots, self.goal_joints = [], [], [], []
         for slot, feature in enumerate(names):
@@ -80,6 +87,7 @@ class ObservationBuilder:
         self.size = len(names)
         self.history = history if history and history > 1 else None
         self._window: deque[np.ndarray] = deque(maxlen=self.history or 1)
+        self.cameras = list(cameras or [])
 
     def build(self, positions: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
         vector = np.empty(self.size, dtype=np.float32)
@@ -93,6 +101,18 @@ class ObservationBuilder:
         else:
             self._window.append(vector)
         return np.stack(self._window)
+
+    def inputs(self, positions: np.ndarray, goal: np.ndarray | None,
+               images: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+        """``(state, images)`` for one inference: the state as ``build`` makes it, and the frames of the model's
+        cameras taken from ``images`` ({camera: uint8 (H, W, 3)}, the robot may have more), by reference: no
+        copy, so a frame must not be written to after it is handed over. None for a state-only model (images
+        given to one are ignored). A camera missing from ``images`` is left out; the backend names it."""
+        state = self.build(positions, goal)
+        if not self.cameras:
+            return state, None
+        images = images or {}
+        return state, {camera: images[camera] for camera in self.cameras if camera in images}
 
 
 class GoalSchedule:

@@ -13,7 +13,7 @@ from onnx import helper
 
 from actsac import __version__
 from actsac.export import FORMAT_VERSION, MetadataError, ModelMetadata, read_metadata
-from actsac.export.metadata import METADATA_KEY, VERSION_KEY
+from actsac.export.metadata import METADATA_KEY, STATE_ONLY_VERSION, VERSION_KEY
 from actsac.export.verify import session_runner
 from actsac.files import file_sha256
 from actsac.onnx_runtime import ort_session
@@ -33,7 +33,8 @@ def test_round_trip_of_an_upper_body(exported):
     assert metadata.joint_names == config.joint_names and metadata.joint_units == config.joint_units
     assert set(metadata.joint_units) == {"range_m100_100", "degrees", "range_0_100"}
     assert metadata.action_dim == 32 and metadata.chunk_size == 5 and metadata.state_dim == 20
-    assert metadata.format_version == FORMAT_VERSION and metadata.actor == "act"
+    assert metadata.format_version == STATE_ONLY_VERSION == 1 and metadata.actor == "act"  # no cameras: still v1
+    assert metadata.cameras == [] and metadata.input_names == ["observation"]
     assert metadata.obs_stats == {"mode": "mean_std", "a": config.obs_stats.a, "b": config.obs_stats.b}
     assert metadata.action_stats["mode"] == "min_max" and metadata.action_stats["b"] == config.action_stats.b
     assert metadata.observation_names == config.observation_names
@@ -109,7 +110,7 @@ def good_dict(exported):
     ("garbage", "not a readable ONNX file"),
     ("foreign", "not an actsac model"),
     ("bad_json", "is not valid JSON"),
-    ("newer", "format_version 2 is newer than this actsac reads"),
+    ("newer", f"format_version {FORMAT_VERSION + 1} is newer than this actsac reads ({FORMAT_VERSION})"),
     ("no_chunk", "metadata field 'chunk_size' is missing"),
     ("bad_units", "metadata field 'action_groups' group 'arm' needs one unit per joint"),
 ])

@@ -20,9 +20,9 @@ SMALL = dict(dim_model=32, n_heads=4, dim_feedforward=64, chunk_size=5, actor_hi
 
 def make_config(**overrides) -> SACConfig:
     return SACConfig(
-        input_features={"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(10,))},
-        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))},
-        **{**SMALL, "use_act_actor": True, "action_groups": {"arm": 3, "gripper": 1}, "dataset_stats": STATS,
+        **{"input_features": {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(10,))},
+           "output_features": {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))},
+           **SMALL, "use_act_actor": True, "action_groups": {"arm": 3, "gripper": 1}, "dataset_stats": STATS,
            **overrides})
 
 
@@ -151,7 +151,7 @@ def test_open_loop_chunks_query_every_n_action_steps():
     policy = SACPolicy(make_config(temporal_ensemble_coeff=None, n_action_steps=2))
     calls = []
     original = policy._chunk
-    policy._chunk = lambda obs: calls.append(1) or original(obs)
+    policy._chunk = lambda obs, images: calls.append(1) or original(obs, images)
     for _ in range(6):
         policy.select_action(torch.zeros(1, 10))
     assert len(calls) == 3
@@ -184,3 +184,38 @@ def test_from_pretrained_names_a_foreign_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "d" / "model.pt", build_actor(SACPolicy(make_config()).policy_config))
     with pytest.raises(CheckpointError, match="sac_config"):
         SACPolicy.from_pretrained(tmp_path / "d")
+
+
+def camera_sac_config(**overrides) -> SACConfig:
+    stats = {**STATS, "observation.images.front": {"mean": [[[0.5]], [[0.4]], [[0.3]]], "std": [[[0.2]]] * 3}}
+    return make_config(input_features={"observation.state": PolicyFeature(FeatureType.STATE, (10,)),
+                                       "observation.images.front": PolicyFeature(FeatureType.VISUAL, (3, 32, 48))},
+                       dataset_stats=stats, **overrides)
+
+
+@pytest.mark.parametrize("use_act_actor", [True, False])
+def test_visual_features_are_cameras(use_act_actor, tmp_path):
+    config = camera_sac_config(use_act_actor=use_act_actor)
+    policy = SACPolicy(config)
+    camera = policy.policy_config.cameras[0]
+    assert (camera.name, camera.height, camera.width) == ("front", 32, 48)
+    assert camera.mean == [0.5, 0.4, 0.3] and camera.std == [0.2] * 3
+    frame = torch.randint(0, 256, (32, 48, 3), dtype=torch.uint8)
+    action = policy.select_action({"observation.state": torch.zeros(10), "observation.images.front": frame})
+    assert action.shape == (1, 4)
+    with pytest.raises(KeyError, match="observation.images.front"):
+        policy.select_action({"observation.state": torch.zeros(10)})
+    batch = make_batch(config)
+    batch["observation.images.front"] = torch.randint(0, 256, (8, 32, 48, 3), dtype=torch.uint8)
+    batch["next.observation.images.front"] = torch.randint(0, 256, (8, 32, 48, 3), dtype=torch.uint8)
+    batch["expert_action"] = torch.zeros(8, 5, 4)
+    for model in ("critic", "actor", "temperature"):
+        assert torch.isfinite(policy.forward(batch, model=model)["loss"])
+    policy.save_pretrained(tmp_path)
+    assert load_checkpoint(tmp_path / "model.pt").config.cameras == [camera]
+
+
+def test_visual_feature_without_statistics_is_refused():
+    with pytest.raises(ConfigError, match=r"dataset_stats\['observation.images.front'\]: .*no image statistics"):
+        make_config(input_features={"observation.state": PolicyFeature(FeatureType.STATE, (10,)),
+                                    "observation.images.front": PolicyFeature(FeatureType.VISUAL, (3, 32, 48))})

@@ -24,7 +24,7 @@ class RandomAgent:
     def __init__(self, n, seed=0):
         self.n, self.rng = n, np.random.default_rng(seed)
 
-    def reset(self, obs):
+    def reset(self, obs, images=None):
         pass
 
     observe = reset
