@@ -15,7 +15,6 @@ wrong-dtype image is a one-line ValueError naming the camera. A state-only model
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from actsac._cli import first_line
-from actsac.export.metadata import INPUT_NAME, METADATA_KEY, MetadataError, ModelMetadata, read_metadata
+from actsac.export.metadata import INPUT_NAME, MetadataError, ModelMetadata, read_metadata
 from actsac.onnx_runtime import ORT_THREADS, RuntimeMissing, cpu_session_options, import_onnxruntime
 
 from .errors import RunRefused
@@ -67,7 +66,7 @@ def _metadata_of(path: Path) -> ModelMetadata:
 
 class OrtModel:
     """An ONNX Runtime session (all graph optimisations, 2 intra-op threads), batch 1. ``metadata``: the
-    model's (read from the session itself when not given)."""
+    model's (read from the file when not given)."""
 
     def __init__(self, path: Path, threads: int = ORT_THREADS, metadata=None):
         try:
@@ -79,7 +78,7 @@ class OrtModel:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
             raise RunRefused(f"{path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
-        self.metadata = metadata if metadata is not None else self._session_metadata(path)
+        self.metadata = metadata if metadata is not None else _metadata_of(path)
         inputs = [i.name for i in self.session.get_inputs()]
         self.input_name = INPUT_NAME if INPUT_NAME in inputs else inputs[0]
         missing = [c["input"] for c in self.metadata.cameras if c["input"] not in inputs]
@@ -87,18 +86,6 @@ class OrtModel:
             raise RunRefused(f"{path}: its metadata names the input '{missing[0]}', which the graph does not have "
                              f"(its inputs: {', '.join(inputs)})")
         self.image_inputs = {c["name"]: c["input"] for c in self.metadata.cameras}
-
-    def _session_metadata(self, path: Path) -> ModelMetadata:
-        """The actsac metadata from this session's own copy of the file (no second load of the model)."""
-        props = self.session.get_modelmeta().custom_metadata_map
-        try:
-            if METADATA_KEY not in props:
-                raise MetadataError(f"{path}: not an actsac model (no '{METADATA_KEY}' metadata in the ONNX file)")
-            return ModelMetadata.from_dict(json.loads(props[METADATA_KEY]), str(path))
-        except json.JSONDecodeError as exc:
-            raise RunRefused(f"{path}: metadata '{METADATA_KEY}' is not valid JSON ({exc.msg})") from None
-        except MetadataError as exc:
-            raise RunRefused(str(exc)) from None
 
     def __call__(self, observation: np.ndarray, outputs: list[str], images: Images = None) -> dict[str, np.ndarray]:
         self.metadata.check_images(images)

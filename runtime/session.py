@@ -60,7 +60,8 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     ports = robot_ports(spec, cfg.port)
     calibration = load_run_calibration(cfg.calibration, spec, real_port=ports is not None)
     cfg.check_outputs(model_path)
-    infer = make_infer(open_backend(cfg.backend, model_path, cfg.threads), metadata, cfg.stochastic, cfg.seed)
+    infer = make_infer(open_backend(cfg.backend, model_path, cfg.threads, metadata), metadata, cfg.stochastic,
+                       cfg.seed)
     log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
         f"{metadata.action_dim} joints) on {spec.name} at {fps:g} Hz, {cfg.exec_mode} mode, {cfg.backend} backend")
     with contextlib.ExitStack() as stack:
