@@ -48,6 +48,10 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         log(f"actsac-run: no --port given: running on the simulated {spec.name} "
             f"({len(spec.buses)} bus{'es' if len(spec.buses) > 1 else ''}: {', '.join(b.name for b in spec.buses)})")
     model_path, metadata = resolve_model(cfg.model, spec)
+    if metadata.cameras:
+        raise RunRefused(f"{model_path.name} sees cameras {', '.join(metadata.camera_names)}: actsac-run does not "
+                         f"capture camera images yet; run it through the Python backends with images, or use a "
+                         f"state-only model")
     check_model_against_robot(metadata, spec, model_path.name)
     names = observation_names(metadata)
     joints = [m.name for m in spec.motors]

@@ -119,3 +119,10 @@ def test_trt_backend_without_tensorrt_says_why(tmp_path):
     if missing_tensorrt_reason() is None:
         pytest.skip("TensorRT is installed here: the refusal path cannot be exercised")
     refused(tmp_path, "--backend trt is unavailable", model_kwargs={}, backend="trt")
+
+
+def test_a_camera_model_is_refused_before_torque(tmp_path):
+    camera = {"name": "front", "height": 48, "width": 64, "input": "image.front"}
+    message = refused(tmp_path, "m.onnx sees cameras front: actsac-run does not capture camera images yet",
+                      model_kwargs={"metadata_overrides": {"format_version": 2, "cameras": [camera]}})
+    assert message.startswith("m.onnx sees cameras front")
