@@ -45,15 +45,19 @@ def export(directory, kind: str, **kwargs):
     return checkpoint, result, lines
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """kind -> (checkpoint, ExportResult, log lines), dynamic batch, fp32; exported on first use, then reused."""
+def export_cache(directory, export_kind):
+    """kind -> export_kind(directory, kind), computed on first use, then reused."""
     cache = {}
-    directory = tmp_path_factory.mktemp("exported")
 
     def get(kind: str):
         if kind not in cache:
-            cache[kind] = export(directory, kind)
+            cache[kind] = export_kind(directory, kind)
         return cache[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """kind -> (checkpoint, ExportResult, log lines), dynamic batch, fp32; exported on first use, then reused."""
+    return export_cache(tmp_path_factory.mktemp("exported"), export)

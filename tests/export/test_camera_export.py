@@ -17,6 +17,7 @@ from actsac.onnx_runtime import ort_session
 from actsac.policy import NormStats, PolicyConfig, build_actor, load_checkpoint, save_checkpoint
 from actsac.policy.config import CameraConfig
 from tests.conftest import so100_groups
+from tests.export.conftest import export_cache
 
 # kind -> (actor, image encoder, (height, width), cameras, history)
 KINDS = {
@@ -55,15 +56,7 @@ def export_camera_model(directory, kind: str, **kwargs):
 @pytest.fixture(scope="session")
 def camera_exported(tmp_path_factory):
     """kind -> (checkpoint, ExportResult, log lines), dynamic batch, fp32; exported on first use, then reused."""
-    cache = {}
-    directory = tmp_path_factory.mktemp("camera_exported")
-
-    def get(kind: str):
-        if kind not in cache:
-            cache[kind] = export_camera_model(directory, kind)
-        return cache[kind]
-
-    return get
+    return export_cache(tmp_path_factory.mktemp("camera_exported"), export_camera_model)
 
 
 def fresh_inputs(metadata, images: str, batch: int = 3, seed: int = 5) -> dict[str, np.ndarray]:
