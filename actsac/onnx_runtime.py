@@ -54,9 +54,12 @@ def ort_session(path: str | os.PathLike, threads: int = ORT_THREADS, *, spinning
                                                 providers=[CPU])
 
 
-def ort_latency(path_or_session, observation: np.ndarray, runs: int = 50, warmup: int = 5,
+def ort_latency(path_or_session, inputs, runs: int = 50, warmup: int = 5,
                 threads: int = ORT_THREADS, outputs: list[str] | None = None) -> LatencyStats:
-    """Latency of one ``session.run`` on ``observation`` (with its batch dim), all outputs unless ``outputs``."""
+    """Latency of one ``session.run`` on ``inputs`` (with their batch dim): the observation array, or
+    ``{input name: array}`` for a graph with several inputs; all outputs unless ``outputs``."""
     session = path_or_session if hasattr(path_or_session, "run") else ort_session(path_or_session, threads)
-    feed = {session.get_inputs()[0].name: np.ascontiguousarray(observation, dtype=np.float32)}
+    if not isinstance(inputs, dict):
+        inputs = {session.get_inputs()[0].name: np.asarray(inputs, dtype=np.float32)}
+    feed = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
     return time_calls(lambda: session.run(outputs, feed), runs, warmup)

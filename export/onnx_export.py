@@ -26,9 +26,9 @@ from torch import nn
 
 from actsac import __version__
 from actsac.files import atomic_write, file_sha256
-from actsac.onnx_runtime import ORT_THREADS, ort_session
+from actsac.onnx_runtime import ORT_THREADS, ort_latency, ort_session
 from actsac.policy import Checkpoint, observation_shape
-from actsac.timing import LatencyStats, time_calls
+from actsac.timing import LatencyStats
 
 from .fold import fold_for_inference
 from .metadata import (CAMERA_FORMAT, DEFAULT_OPSET, FORMAT_VERSION, IMAGE_INPUT_PREFIX, INPUT_NAME, MAX_BATCH,
@@ -93,10 +93,11 @@ def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelM
     an older actsac still read it), a camera model as version 2 with its cameras."""
     config = checkpoint.config
     stats = lambda s: None if s is None else {"mode": s.mode, "a": list(s.a), "b": list(s.b)}  # noqa: E731
-    cameras = [{"name": c.name, "height": c.height, "width": c.width, "input": IMAGE_INPUT_PREFIX + c.name,
-                **CAMERA_FORMAT} for c in config.cameras]
+    cameras = [{"name": c.name, "height": c.height, "width": c.width, "input": name, **CAMERA_FORMAT}
+               for c, name in zip(config.cameras, image_input_names(config))]
     return ModelMetadata(
-        format_version=FORMAT_VERSION if cameras else STATE_ONLY_VERSION, chunk_size=config.chunk_size, control_hz=float(config.control_hz),
+        format_version=FORMAT_VERSION if cameras else STATE_ONLY_VERSION, chunk_size=config.chunk_size,
+        control_hz=float(config.control_hz),
         actor=config.actor, state_dim=config.state_dim, history=config.history if config.uses_history else None,
         observation_names=config.observation_names,
         action_groups=[{"name": g.name, "joints": list(g.joints), "units": list(g.units)}
@@ -187,13 +188,6 @@ def torch_outputs(actor: nn.Module, inputs: Inputs | np.ndarray) -> dict[str, np
     return {name: value.numpy() for name, value in zip(OUTPUTS, values)}
 
 
-def ort_inputs_latency(path: Path, inputs: Inputs, runs: int = 50, warmup: int = 5) -> LatencyStats:
-    """Latency of one ``session.run`` on every input (the robot's CPU session options)."""
-    session = ort_session(path, ORT_THREADS)
-    feed = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
-    return time_calls(lambda: session.run(None, feed), runs, warmup)
-
-
 def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET, batch: int | None = None,
                 precision: str = "fp32", log: Callable[[str], None] = print) -> ExportResult:
     """Export, verify against PyTorch (raises VerificationError, leaving nothing behind), then rename into
@@ -242,5 +236,5 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
 
     atomic_write(out, write_and_verify)
     latency_batch = batch or 1
-    latency = ort_inputs_latency(out, first_rows(inputs, latency_batch), runs=50)
+    latency = ort_latency(out, first_rows(inputs, latency_batch), runs=50, threads=ORT_THREADS)
     return ExportResult(out, metadata, actor.num_parameters(), out.stat().st_size, latency, latency_batch)
