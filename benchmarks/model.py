@@ -47,22 +47,25 @@ def time_model(model: Path, backends: list[str], threads: int, iters: int, warmu
     """Time ``model`` on each backend, printing a row per backend: (the report's ``model`` section and
     ``backends`` entries, the raw results for the histogram). An unreadable model raises ``BenchError``."""
     from actsac.export import MetadataError, read_metadata
+    from actsac.runtime.backends import example_images
 
     try:
         metadata = read_metadata(model)
     except MetadataError as exc:
         raise BenchError(str(exc)) from None
     obs = example_observation(metadata)
+    images = example_images(metadata)  # a camera model: one mid-grey frame per camera
     flops, flops_note = onnx_flops(model)
     print(f"actsac-bench: {model.name} ({metadata.actor}, chunk {metadata.chunk_size}), batch 1, "
           f"{threads} thread(s), {warmup} warm-up + {iters} timed calls per backend", flush=True)
     raw = []
     for backend in backends:
-        raw.append(bench_backend(backend, model, obs, threads, iters, warmup))
+        raw.append(bench_backend(backend, model, obs, threads, iters, warmup, images))
         print(format_row(raw[-1].summary()), flush=True)
     section = {"path": str(model), "sha256": file_sha256(model), "actor": metadata.actor,
                "chunk_size": metadata.chunk_size, "action_dim": metadata.action_dim,
                "observation_shape": list(metadata.observation_shape), "precision": metadata.precision,
+               "cameras": [{k: c[k] for k in ("name", "height", "width")} for c in metadata.cameras],
                "flops": flops, "flops_note": flops_note}
     return {"model": section, "backends": [r.summary() for r in raw]}, raw
 
@@ -88,15 +91,16 @@ def example_observation(metadata) -> np.ndarray:
     return obs
 
 
-def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iters: int, warmup: int) -> BackendResult:
-    """Time ``backend`` through the object actsac-run uses for it; a call that raises (out of memory, a CUDA
-    error) marks it failed, and the other backends still run."""
+def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iters: int, warmup: int,
+                  images: dict[str, np.ndarray] | None = None) -> BackendResult:
+    """Time ``backend`` through the object actsac-run uses for it (``images``: a camera model's frames); a call
+    that raises (out of memory, a CUDA error) marks it failed, and the other backends still run."""
     if backend in ORT_PROVIDERS:
-        result, call = _open_ort(model, backend, obs, threads)
+        result, call = _open_ort(model, backend, obs, threads, images)
     elif backend == "trt":
-        result, call = _open_trt(model, obs)
+        result, call = _open_trt(model, obs, images)
     elif backend == "torch":
-        result, call = _open_torch(model, obs, threads)
+        result, call = _open_torch(model, obs, threads, images)
     else:
         raise BenchError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
     if call is not None:
@@ -107,7 +111,7 @@ def bench_backend(backend: str, model: Path, obs: np.ndarray, threads: int, iter
     return result
 
 
-def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int):
+def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int, images=None):
     """ONNX Runtime with actsac-run's session options, the provider asked for first, then the CPU. Like each
     ``_open_*``: (the result, the call to time, or None when the backend cannot run)."""
     from actsac.onnx_runtime import RuntimeMissing, import_onnxruntime
@@ -119,7 +123,8 @@ def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int):
         return BackendResult(backend, "skipped", str(exc)), None
     wanted = ORT_PROVIDERS[backend]
     try:
-        session = OrtModel(model, threads).session  # the runtime's CPU session (threads, no spinning)
+        ort_model = OrtModel(model, threads)
+        session = ort_model.session  # the runtime's CPU session (threads, no spinning)
     except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a file it cannot load)
         return BackendResult(backend, "failed", first_line(exc)), None
     available = ort.get_available_providers()
@@ -138,10 +143,12 @@ def _open_ort(model: Path, backend: str, obs: np.ndarray, threads: int):
         why = "" if wanted in available else f": {wanted} is not in this onnxruntime build ({', '.join(available)})"
         status, note = "fallback", f"asked for {wanted}, ONNX Runtime ran {used}{why}"
     feed = {session.get_inputs()[0].name: obs}
+    for camera in ort_model.metadata.cameras:  # the graph's image.<camera> inputs, batch 1
+        feed[camera["input"]] = images[camera["name"]][None]
     return BackendResult(backend, status, note, used), lambda: session.run(OUTPUTS, feed)
 
 
-def _open_trt(model: Path, obs: np.ndarray):
+def _open_trt(model: Path, obs: np.ndarray, images=None):
     """The TensorRT engine ``actsac-export --trt`` builds beside the .onnx, as ``actsac-run --backend trt``."""
     from actsac.export.tensorrt import missing_tensorrt_reason
     from actsac.runtime.backends import TrtModel
@@ -156,10 +163,10 @@ def _open_trt(model: Path, obs: np.ndarray):
         runner = TrtModel(model)
     except Exception as exc:  # noqa: BLE001 (an engine from another TensorRT version or GPU, a CUDA error)
         return BackendResult("trt", "failed", first_line(exc)), None
-    return BackendResult("trt", "ok", "", "TensorRT"), lambda: runner(obs[0], OUTPUTS)
+    return BackendResult("trt", "ok", "", "TensorRT"), lambda: runner(obs[0], OUTPUTS, images)
 
 
-def _open_torch(model: Path, obs: np.ndarray, threads: int):
+def _open_torch(model: Path, obs: np.ndarray, threads: int, images=None):
     """Eager PyTorch on the ``model.pt`` beside the .onnx, as ``actsac-run --backend torch``."""
     try:
         importlib.import_module("torch")
@@ -174,7 +181,7 @@ def _open_torch(model: Path, obs: np.ndarray, threads: int):
         actor = TorchModel(model, threads)
     except Exception as exc:  # noqa: BLE001 (the runtime's one-line refusal of a checkpoint it cannot load)
         return BackendResult("torch", "failed", first_line(exc)), None
-    return BackendResult("torch", "ok", "eager, inference_mode", "torch-cpu"), lambda: actor(obs[0], OUTPUTS)
+    return BackendResult("torch", "ok", "eager, inference_mode", "torch-cpu"), lambda: actor(obs[0], OUTPUTS, images)
 
 
 def onnx_flops(model: Path) -> tuple[int | None, str]:

@@ -292,3 +292,24 @@ def test_an_output_never_overwrites_an_input(actors, tmp_path, capsys, argv, opt
     code, _, err = bench([a.format(model=model, link=link) for a in argv], capsys)
     assert code == 2 and err.startswith(f"error: {option} ") and "is an input of this run" in err, err
     assert err.count("\n") == 1 and model.read_bytes() == before
+
+
+def test_a_camera_model_is_timed_with_a_frame_per_camera(tmp_path, capsys):
+    import dataclasses
+
+    import torch
+
+    from actsac.export.onnx_export import export_onnx
+    from actsac.policy import build_actor, load_checkpoint, save_checkpoint
+    from actsac.policy.config import CameraConfig
+
+    config = dataclasses.replace(small_config("act"), cameras=[CameraConfig.imagenet("front", 32, 48)])
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "cam.pt", build_actor(config).eval())
+    model = export_onnx(load_checkpoint(checkpoint), tmp_path / "cam.onnx", log=lambda _: None).path
+    code, out, err = bench([model, "--backends", "ort,torch", "--iters", "5", "--warmup", "1",
+                            "--json", tmp_path / "cam.json"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "cam.json").read_text())
+    assert report["model"]["cameras"] == [{"name": "front", "height": 32, "width": 48}]
+    assert [(b["backend"], b["status"], b["iters"]) for b in report["backends"]] == [("ort", "ok", 5), ("torch", "ok", 5)]
