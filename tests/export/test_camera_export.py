@@ -25,7 +25,6 @@ KINDS = {
     "mlp_cnn": ("mlp", "small_cnn", (48, 64), ("front",), None),
     "history_cnn": ("act", "small_cnn", (48, 64), ("front",), 3),
     "act_resnet": ("act", "resnet18", (64, 64), ("front",), None),
-    "mlp_resnet": ("mlp", "resnet18", (64, 64), ("front",), None),
 }
 
 
