@@ -5,9 +5,12 @@
     actsac-bench --loop [--model actor.onnx] [--robot so100] [--port P --calibration FILE] [--fps 100]
                  [--duration 60] [--exec ensemble|chunk] [--record DIR] [--no-realtime] [--require-targets]
     actsac-bench --bus [--robot so100[,koch,...]] [--port P] [--cycles 2000] [--baudrate N] [--no-wire-time]
+    actsac-bench --camera SOURCE [--duration 10] [--camera-size WxH] [--camera-fps N]
     actsac-bench --compare A.json B.json ...
 
-Without --port, --loop and --bus run on the simulator. Backends: ort (ONNX Runtime, CPU, as actsac-run),
+Without --port, --loop and --bus run on the simulator. --loop --model also takes a shipped example's name
+(so100-reach, so100-visual-reach: the one seeing the simulated camera). --camera SOURCE is a device index or
+path, a stream URL, a video file, or sim (the simulator's camera). Backends: ort (ONNX Runtime, CPU, as actsac-run),
 ort-cuda / ort-trt (ONNX Runtime's CUDA / TensorRT providers; a silent fallback to the CPU is detected and
 reported as status "fallback"), trt (the engine built by actsac-export --trt beside the .onnx), torch (eager
 PyTorch on the model.pt beside the .onnx; skipped without PyTorch).
@@ -19,7 +22,11 @@ JSON schema actsac-bench/1 (every key always present, null when not measured):
   backends [{backend, status (ok | fallback | skipped | failed), note, provider, iters, p50_ms, p90_ms,
   p99_ms, max_ms, mean_ms, achieved_gflops, fraction_of_peak}], loop (actsac-run's summary keys plus
   targets, machine and bench {policy, robot, port, duration_s}) | null, bus (one robot's bus-cycle result
-  {robot, simulated, wire_time, buses [...], concurrent}, or {robots: [...]} for several) | null.
+  {robot, simulated, wire_time, buses [...], concurrent}, or {robots: [...]} for several) | null,
+  camera {source, kind, camera, width, height, fps_reported, open_ms, duration_s, sample_hz,
+  poll_ms, measured_s, lost, frames_delivered, frames_seen, frames_unseen, fps_achieved,
+  frame_interval_p50_ms / _p99_ms, frame_age_p50_ms / _p99_ms / _max_ms, takes, delivery_p50_ms / _p99_ms,
+  delivery_note, repeated_frames, longest_same_image_s, frozen} | null.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import NoReturn
 from actsac._cli import fail
 from actsac.files import output_problem
 from actsac.options import AT_LEAST_0, AT_LEAST_1, OptionError, add_options, check_options, from_args, option
+from actsac.runtime.backends import EXAMPLES
 from actsac.runtime.safety import POSITIVE
 
 from . import BenchError
@@ -43,6 +51,8 @@ from .model import BACKENDS, time_model
 from .report import SCHEMA, add_efficiency, compare, plot_histogram, write_report
 
 EXIT_USAGE = 2
+LOOP_DURATION_S = 60.0
+CAMERA_DURATION_S = 10.0
 
 
 @dataclass
@@ -72,11 +82,21 @@ class LoopOptions:
     calibration: Path | None = option(None, "on a real robot: calibration file (default: the one actsac-calibrate "
                                             "wrote)")
     fps: float = option(100.0, "loop rate in Hz (default 100)", POSITIVE)
-    duration: float = option(60.0, "seconds (default 60)", POSITIVE)
+    duration: float | None = option(None, "seconds (default 60 for --loop, 10 for --camera)", POSITIVE)
     exec_mode: str | None = option(None, "temporal ensembling or chunk by chunk, as actsac-run --exec (default "
                                          "ensemble)", flag="--exec", choices=("ensemble", "chunk"),
                                    metavar="{ensemble,chunk}")
     record: Path | None = option(None, "write the per-tick log and plot here", metavar="DIR")
+
+
+@dataclass
+class CameraOptions:
+    camera: str | None = option(None, "measure a camera: a device index or path, a stream URL, a video file, or "
+                                      "sim (the simulator's camera)", metavar="SOURCE")
+    camera_size: str | None = option(None, "WIDTHxHEIGHT asked of a device, or rendered by sim (default: the "
+                                           "device's own; sim 64x48, the visual example's)", metavar="WxH")
+    camera_fps: float | None = option(None, "frame rate asked of a device, rendered by sim (default 30), or of a "
+                                            "video file without one", POSITIVE, metavar="FPS")
 
 
 @dataclass
@@ -112,9 +132,10 @@ def parse_args(argv=None):
     add_options(p, BusOptions, bus)
     bus.add_argument("--no-wire-time", dest="wire_time", action="store_false",
                      help="the simulator answers at once (the software's cost only)")
+    add_options(p, CameraOptions, p.add_argument_group("camera (--camera SOURCE)"))
     args = p.parse_args(argv)
     try:
-        for options in (ModelOptions, RobotOptions, LoopOptions, BusOptions):
+        for options in (ModelOptions, RobotOptions, LoopOptions, BusOptions, CameraOptions):
             check_options(from_args(options, args))
     except OptionError as exc:
         p.error(str(exc))
@@ -129,11 +150,22 @@ def _check(p: argparse.ArgumentParser, args) -> None:
     if unknown:
         p.error(f"--backends: unknown backend '{unknown}' (one of {', '.join(BACKENDS)})")
     if args.compare:
-        if args.model or args.loop or args.bus or args.json or args.plot:
+        if args.model or args.loop or args.bus or args.camera or args.json or args.plot:
             p.error("--compare only reads result files: run it on its own")
         return
-    if not (args.model or args.loop or args.bus):
-        p.error("give a model to time, --loop, --bus or --compare A.json B.json")
+    if not (args.model or args.loop or args.bus or args.camera):
+        p.error("give a model to time, --loop, --bus or --compare A.json B.json, or --camera SOURCE")
+    for flag, value in (("--camera-size", args.camera_size), ("--camera-fps", args.camera_fps)):
+        if value is not None and not args.camera:
+            p.error(f"{flag} is a --camera option")
+    args.camera_hw = None
+    if args.camera_size is not None:
+        w, sep, h = args.camera_size.lower().partition("x")
+        if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            p.error(f"--camera-size {args.camera_size}: expected WIDTHxHEIGHT, e.g. 640x480")
+        args.camera_hw = (int(h), int(w))
+    if args.duration is not None and not (args.loop or args.camera):
+        p.error("--duration is a --loop or --camera option")
     if args.model and not args.backends:
         p.error("--backends: no backend given")
     if args.loop_model and not args.loop:
@@ -152,13 +184,14 @@ def _check(p: argparse.ArgumentParser, args) -> None:
     if len(args.robots) > 1 and (args.loop or args.port):
         p.error("--robot: several robots are for --bus on the simulator; --loop and --port take one")
     for path in (args.model, args.loop_model, args.calibration):
-        if path is not None and not path.is_file():
+        if path is not None and not path.is_file() and not (path is args.loop_model and str(path) in EXAMPLES):
             p.error(f"{path}: no such file")
     if args.plot and not args.model:
         p.error("--plot draws the model latencies: give a model to time")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, which is not installed here")
     inputs = {"the model": args.model, "--model": args.loop_model, "--calibration": args.calibration,
+              "--camera": Path(args.camera) if args.camera and Path(args.camera).is_file() else None,
               **{"--robot" if len(args.robots) == 1 else f"--robot {r}": r for r in args.robots}}
     for flag, out in (("--json", args.json), ("--plot", args.plot)):
         problem = None if out is None else output_problem(out, inputs)
@@ -185,7 +218,7 @@ def _main(args) -> int:
               "machine": machine_info(args.threads),
               "settings": {"backends": args.backends if args.model else [], "threads": args.threads,
                            "iters": args.iters, "warmup": args.warmup},
-              "model": None, "backends": [], "loop": None, "bus": None}
+              "model": None, "backends": [], "loop": None, "bus": None, "camera": None}
     raw = []
     if args.model:
         section, raw = time_model(args.model, args.backends, args.threads, args.iters, args.warmup)
@@ -194,7 +227,7 @@ def _main(args) -> int:
     if args.loop:
         from .loop import bench_loop
 
-        report["loop"] = bench_loop(args.duration, args.fps, robot=args.robot, port=args.port,
+        report["loop"] = bench_loop(args.duration or LOOP_DURATION_S, args.fps, robot=args.robot, port=args.port,
                                     model=args.loop_model or args.model, calibration=args.calibration,
                                     exec_mode=args.exec_mode, record=args.record, realtime=args.realtime)
     if args.bus:
@@ -202,6 +235,11 @@ def _main(args) -> int:
 
         report["bus"] = bench_bus(args.robots, args.port, args.cycles, wire_time=args.wire_time,
                                   baudrate=args.baudrate)
+    if args.camera:
+        from .camera import bench_camera
+
+        report["camera"] = bench_camera(args.camera, args.duration or CAMERA_DURATION_S, size=args.camera_hw,
+                                        fps=args.camera_fps)
     if args.json:
         write_report(report, args.json)
         print(f"wrote {args.json}")
@@ -214,6 +252,10 @@ def _main(args) -> int:
         return loop["exit_code"]
     if loop and args.require_targets and not all(t["met"] for t in loop["targets"].values()):
         print("error: the control loop missed a target (--require-targets)", file=sys.stderr)
+        return 1
+    camera = report.get("camera")
+    if camera and camera["lost"] and camera["kind"] != "file":  # a video file's end is the end of its frames
+        print(f"error: the camera was lost after {camera['measured_s']:g} s: {camera['lost']}", file=sys.stderr)
         return 1
     return 0
 

@@ -77,3 +77,7 @@ class RobotSpecError(ValueError):
 
 class RobotStateError(RuntimeError):
     """An operation was called in the wrong hardware state (e.g. writing goals while torque is off)."""
+
+
+class CameraError(Exception):
+    """A camera could not be opened or configured; the message names the camera and its source."""

@@ -8,9 +8,10 @@
     robot.safe_stop(hold_s)         # hold, then torque off on every motor of every bus whatever failed; closed
 
 Its parts are its motor buses, one worker thread per bus, so a composite robot's read or write costs its
-slowest bus, not the sum of all (pyserial releases the GIL while it waits for bytes). Cameras and motor-health
-reads belong here too, as more parts opened in ``connect`` and released in ``safe_stop``; the runtime never
-reaches past this class to a ``MotorBus``. Hardware states: disconnected -> connected (torque off, reads
+slowest bus, not the sum of all (pyserial releases the GIL while it waits for bytes), and its cameras
+(``drivers/cameras.py``), each capturing in its own thread: opened in ``connect`` after the buses, closed
+after torque is off. ``read_frames`` hands the newest frame of each without waiting. Motor-health reads belong
+here too; the runtime never reaches past this class to a ``MotorBus`` or a camera's source. Hardware states: disconnected -> connected (torque off, reads
 allowed) -> active (torque on, goal writes allowed); every exit (``safe_stop``, ``disconnect``, a ``with``
 block's end, an error in ``connect``) turns torque off.
 """
@@ -25,6 +26,7 @@ from typing import Callable, Mapping, Sequence, TypeVar
 import numpy as np
 
 from .bus import MotorBus, disconnect_all, make_bus
+from .cameras import Camera, Frame
 from .errors import RobotStateError
 from .homing import apply_calibration
 from .robots import RobotSpec
@@ -45,7 +47,8 @@ class Robot:
     ``sim_calibration`` gives the units and nothing is written (a simulated robot works out of the box)."""
 
     def __init__(self, spec: RobotSpec, ports: Mapping[str, str],
-                 calibration: Mapping[str, MotorCalibration] | None = None, **bus_options):
+                 calibration: Mapping[str, MotorCalibration] | None = None,
+                 cameras: Mapping[str, Camera] | None = None, **bus_options):
         missing = [b.name for b in spec.buses if b.name not in ports]
         if missing:
             raise ValueError(f"robot '{spec.name}': no port given for bus {', '.join(missing)}")
@@ -64,15 +67,19 @@ class Robot:
         self._patient_timing = {name: (bus.timeout_s, bus.budget_s) for name, bus in self.buses.items()}
         self._loop_timing: tuple[float, float] | None = None
         self._pool = ThreadPoolExecutor(len(self.buses), "bus") if len(self.buses) > 1 else None
+        self.cameras: dict[str, Camera] = dict(cameras or {})
         self.state = "disconnected"
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
-        """Connect every bus (concurrently); if one fails, the others are disconnected again."""
+        """Connect every bus (concurrently), then open every camera; if one part fails, the others are closed
+        again (a BusError or a CameraError)."""
         if self.state != "disconnected":
             return
         try:
             self._on_buses(lambda bus: bus.connect())
+            for camera in self.cameras.values():
+                camera.open()
         except BaseException:
             self._disconnect_all()
             raise
@@ -183,6 +190,23 @@ class Robot:
             name: int(unnormalize(value, self.calibration[name], self._mode[name], self._resolution[name]))
             for name, value in goals.items()})
 
+    def read_frames(self) -> dict[str, Frame | None]:
+        """The newest frame of every camera (None before its first); never waits on a camera."""
+        return {name: camera.latest() for name, camera in self.cameras.items()}
+
+    def lost_cameras(self) -> dict[str, str]:
+        """{camera label: why} for each camera whose source ended or failed."""
+        return {camera.label: camera.lost for camera in self.cameras.values() if camera.lost}
+
+    def show_goal(self, goal) -> bool:
+        """Put a goal marker in the simulated scene (simulated cameras only); False when no camera can."""
+        shown = False
+        for camera in self.cameras.values():
+            if hasattr(camera, "show_goal"):
+                camera.show_goal(goal)
+                shown = True
+        return shown
+
     def joint_limits(self, joints: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) user-unit arrays: each joint's calibrated range [range_min, range_max] in its unit."""
         ends = np.array([[float(normalize(v, self.calibration[j], self._mode[j], self._resolution[j]))
@@ -230,6 +254,8 @@ class Robot:
         return results
 
     def _disconnect_all(self, raise_errors: bool = False) -> None:
-        first_error = disconnect_all(self.buses.values())
+        first_error = disconnect_all(self.buses.values())  # torque off first: the cameras can wait
+        for camera in self.cameras.values():
+            camera.close()
         if raise_errors and first_error is not None:
             raise first_error

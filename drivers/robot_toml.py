@@ -11,6 +11,8 @@ Format (see robots/upper_body.toml)::
     name = "arm"; joints = ["arm_0"]
     [max_step]          # optional: max command change per tick, user units
     arm_0 = 5.0
+    [cameras.front]     # optional, one table per camera: source (device index or path, stream URL, video
+    source = "/dev/video0"; width = 640; height = 480; fps = 30   # file; none: simulated), size and rate asked
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from actsac.drivers.units import NORM_MODES, MotorCalibration
 
 from . import dynamixel_protocol, feetech_protocol
 from .errors import RobotSpecError
-from .robots import BusSpec, MotorSpec, RobotSpec
+from .robots import BusSpec, CameraSpec, MotorSpec, RobotSpec
 from .tables import FAMILIES, MODELS
 
 if sys.version_info >= (3, 11):
@@ -85,7 +87,7 @@ def parse_robot_toml(path: Path) -> RobotSpec:
     except OSError as exc:
         raise RobotSpecError(f"{path}: cannot read: {exc.strerror}") from None
     top = _Fields(path, data, "")
-    top.unknown_keys({"name", "buses", "groups", "max_step"})
+    top.unknown_keys({"name", "buses", "groups", "max_step", "cameras"})
     name = top.get("name", str, default=path.stem, required=False)
     buses_raw = top.get("buses", list)
     if not buses_raw:
@@ -120,7 +122,26 @@ def parse_robot_toml(path: Path) -> RobotSpec:
         max_step[joint] = float(steps.get(joint, float))
         if not 0 < max_step[joint] < math.inf:
             raise steps.fail(joint, "must be positive and finite")
-    return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step)
+    cameras_raw = top.get("cameras", dict, default={}, required=False)
+    cameras_fields = top.sub(cameras_raw, "cameras")
+    cameras = tuple(_parse_camera(cameras_fields.sub(table, c), c) for c, table in cameras_raw.items())
+    return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step, cameras=cameras)
+
+
+def _parse_camera(fields: _Fields, name: str) -> CameraSpec:
+    fields.unknown_keys({"source", "width", "height", "fps"})
+    if not name.isidentifier():
+        raise fields.fail(None, "a camera name must be an identifier (letters, digits, _)")
+    source = fields.table.get("source")
+    if source is not None and (isinstance(source, bool) or not isinstance(source, (str, int))):
+        raise fields.fail("source", f"expected a string (a device, URL or file) or a device index, got {source!r}")
+    sizes = {}
+    for key, kind in (("width", int), ("height", int), ("fps", float)):
+        value = fields.get(key, kind, required=False)
+        if value is not None and not 0 < value < math.inf:
+            raise fields.fail(key, "must be positive")
+        sizes[key] = None if value is None else kind(value)
+    return CameraSpec(name, None if source is None else str(source), **sizes)
 
 
 def _parse_bus(fields: _Fields) -> BusSpec:

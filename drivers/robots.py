@@ -35,11 +35,28 @@ class BusSpec:
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """A camera of a robot (``drivers/cameras.py``): ``source`` None is the simulator's camera (a real robot
+    then needs ``--camera NAME=SOURCE``); width / height / fps are asked of a real source where given, and a
+    simulated camera renders at the model's size."""
+
+    name: str
+    source: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
 class RobotSpec:
     name: str
     buses: tuple[BusSpec, ...]
     groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group name, joint names) in policy order
     max_step: dict[str, float] = field(default_factory=dict)  # safety: max command change per tick, user units
+    cameras: tuple[CameraSpec, ...] = ()
+
+    def camera(self, name: str) -> CameraSpec | None:
+        return next((c for c in self.cameras if c.name == name), None)
 
     @property
     def motors(self) -> list[MotorSpec]:
@@ -75,6 +92,7 @@ SO100 = RobotSpec(
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},
+    cameras=(CameraSpec("front", fps=30.0),),  # simulated; on the real arm: --camera front=/dev/video0
 )
 
 # Koch v1.1 follower: XL430-W250 on the two shoulder joints, XL330-M288 from the elbow on, 1 Mbps.
@@ -88,6 +106,7 @@ KOCH = RobotSpec(
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},
+    cameras=(CameraSpec("front", fps=30.0),),  # simulated; on the real arm: --camera front=/dev/video0
 )
 
 BUILT_IN = {"so100": SO100, "koch": KOCH}

@@ -29,6 +29,9 @@ from .errors import RunRefused
 
 BACKENDS = ("ort", "trt", "torch")
 EXAMPLE_MODEL = Path(__file__).parent / "assets" / "so100_reach.onnx"
+# The shipped example policies, by the name ``--model`` also takes: the default, and the one seeing a camera.
+EXAMPLES = {"so100-reach": EXAMPLE_MODEL,
+            "so100-visual-reach": Path(__file__).parent / "assets" / "so100_visual_reach.onnx"}
 WARMUP_CALLS = 3
 GREY = 128  # the pixel value of example_images
 
@@ -36,13 +39,16 @@ Images = dict[str, np.ndarray] | None  # {camera: uint8 (H, W, 3) RGB}, one fram
 
 
 def resolve_model(path: Path | None, spec) -> tuple[Path, object]:
-    """(path, metadata) of the model to run: ``path``, else the example policy shipped for the so100."""
-    if path is None:
-        if not EXAMPLE_MODEL.is_file():
-            raise RunRefused(f"no --model given and the example policy {EXAMPLE_MODEL} is not installed: pass --model")
+    """(path, metadata) of the model to run: ``path``, the example policy it names (``EXAMPLES``, when no such
+    file exists), else the default example policy shipped for the so100."""
+    name = None if path is None else str(path)
+    if path is None or (name in EXAMPLES and not Path(path).exists()):
+        example = EXAMPLE_MODEL if path is None else EXAMPLES[name]
+        if not example.is_file():
+            raise RunRefused(f"the example policy {example} is not installed: pass --model")
         if spec.name != "so100":
-            raise RunRefused(f"no --model given; the example policy drives the so100, not '{spec.name}': pass --model")
-        path = EXAMPLE_MODEL
+            raise RunRefused(f"the example policies drive the so100, not '{spec.name}': pass --model")
+        path = example
     try:
         return Path(path), read_metadata(path)
     except MetadataError as exc:

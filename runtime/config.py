@@ -38,7 +38,8 @@ EXEC_MODES = ("ensemble", "chunk")
 class RunConfig:
     robot: str = option("so100", "built-in robot (so100, koch, upper_body) or a robot .toml file")
     port: str | None = option(None, "serial port (one-bus robot) or bus=PORT,bus2=PORT; default: the simulator")
-    model: Path | None = option(None, "exported actor (.onnx); default: the shipped example policy")
+    model: Path | None = option(None, "exported actor (.onnx), or a shipped example: so100-reach (the default) or "
+                                      "so100-visual-reach (sees the simulated camera)")
     fps: float | None = option(None, "control rate in Hz (default: the model's control_hz)", POSITIVE)
     exec_mode: str = option("ensemble", "ensemble: ACT temporal ensembling of every chunk covering a tick; chunk: "
                                         "run K steps of each chunk open loop",
@@ -57,6 +58,9 @@ class RunConfig:
                                             "(default: cycle the model's task goals); write --goal=-10,20,... when "
                                             "the first value is negative", type=parse_floats, metavar="V1,V2,...")
     calibration: Path | None = option(None, "calibration file (required on a real port; see actsac-calibrate)")
+    camera: list[str] | None = option(None, "a camera's source, overriding the robot file's (repeatable): a device "
+                                            "index or path, a stream URL or a video file; default: the robot's, "
+                                            "simulated without --port", action="append", metavar="NAME=SOURCE")
     record: Path | None = option(None, "write ticks.jsonl (per tick) and run.png here", metavar="DIR")
     summary_json: Path | None = option(None, "write the end-of-run summary here", metavar="FILE")
     realtime: bool = option(False, "run with SCHED_FIFO priority, as chrt -f does (Linux; needs root, "

@@ -1,20 +1,26 @@
 """The controller owns the decision: observation -> inference request -> chunk execution -> safety filter.
 
 ``update(tick, positions, images=None)`` never waits on the model: it submits the newest observation (and a
-camera model's frames) to the inference worker, takes whatever chunks have finished (discarding non-finite ones), asks the executor for this tick's
-action, soft-starts and clamps it. With no action for a tick the last command holds; after
-``stall_timeout_s`` without one, ``SafetyStop``. Commands are full robot-joint vectors (user units); joints
-the model does not drive hold their starting pose.
+camera model's frames) to the inference worker, takes whatever chunks have finished (discarding non-finite
+ones), asks the executor for this tick's action, soft-starts and clamps it. With no action for a tick the
+last command holds; after ``stall_timeout_s`` without one, ``SafetyStop``. With a ``CameraGate`` the frames
+are its newest fresh ones; a tick whose frames are not all fresh submits nothing and holds (the wait for a
+valid action restarts when the cameras are fresh again; the gate stops a camera stale for too long).
+Commands are full robot-joint vectors (user units); joints the model does not drive hold their starting pose.
+A goal schedule's goal goes into the observation's ``.goal`` features, or for a model that sees its goal
+(``show_goal``), into the simulated scene each time it changes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
 from actsac.ensemble import ChunkExecutor, TemporalEnsembler
+from .cameras import CameraGate
 from .inference import InferenceWorker
 from .loop import TickTime
 from .observation import GoalSchedule, ObservationBuilder
@@ -27,7 +33,8 @@ class Controller:
     def __init__(self, *, executor: TemporalEnsembler | ChunkExecutor, worker: InferenceWorker,
                  observations: ObservationBuilder, goals: GoalSchedule | None, driven: list[int],
                  command_filter: CommandFilter, period_s: float, ramp_s: float, stall_timeout_s: float,
-                 initial_latency_s: float = 0.0):
+                 initial_latency_s: float = 0.0, cameras: CameraGate | None = None,
+                 goal_index: list[int] | None = None, show_goal: Callable[[np.ndarray], object] | None = None):
         self.executor = executor
         self.worker = worker
         self.observations = observations
@@ -50,6 +57,12 @@ class Controller:
         self.inference_errors = 0
         self.hold_ticks = 0
         self.goal_results: list[dict] = []
+        self.cameras = cameras
+        self.camera_hold_ticks = 0
+        self._camera_hold_tick: int | None = None
+        self._submitted_frames: dict[int, dict] = {}  # tick -> the gate's facts of the frames submitted then
+        self.goal_index = observations.goal_index if goal_index is None else list(goal_index)
+        self.show_goal = show_goal
         self._tick_latency_s: float | None = None
         self._segment: tuple[int, np.ndarray, float] | None = None  # (segment, goal, last error)
 
@@ -66,16 +79,32 @@ class Controller:
             self.last_command = positions.copy()
             self.soft_start = SoftStart(positions[self.driven], self.ramp_ticks)
         goal = self._goal(t, positions)
+        camera_info = None
+        if self.cameras is not None:
+            images, camera_info = self.cameras.take()
+        received, frames_used = self._take_results()
+        info = {"chunks_in": received, "ramping": False, "clamped": False, "cameras": camera_info,
+                "frames_used": frames_used,
+                "chunk_age": None if self._newest_chunk_tick is None else t - self._newest_chunk_tick}
+        if self.cameras is not None and images is None:  # a camera is not fresh: nothing to the model, hold
+            self.hold_ticks += 1
+            self.camera_hold_ticks += 1
+            self._camera_hold_tick = t
+            info.update(hold=True, camera_hold=True, goal=goal, position=positions, command=self.last_command,
+                        latency_s=self._tick_latency_s, frames_used=None)  # nothing written from new frames
+            return self.last_command, info
         observation, frames = self.observations.inputs(positions, goal, images)
-        received = self._take_results()
         if not self.chunk_mode or (self.executor.needs_chunk(t, self.lead_ticks) and not self.worker.busy):
             self.worker.submit(observation, t, frames)
+            if camera_info is not None:
+                self._submitted_frames[t] = camera_info
         target = self.executor.action_at(t)
-        info = {"chunks_in": received, "hold": target is None, "ramping": False, "clamped": False,
-                "chunk_age": None if self._newest_chunk_tick is None else t - self._newest_chunk_tick}
+        info["hold"] = target is None
         if target is None:
             self.hold_ticks += 1
-            since = t - (self._last_action_tick if self._last_action_tick is not None else self._first_tick)
+            waited_from = max(x for x in (self._last_action_tick, self._camera_hold_tick, self._first_tick)
+                              if x is not None)
+            since = t - waited_from
             if since >= self.stall_ticks:
                 what = "no valid action" if self._last_action_tick is not None else "no first action"
                 raise SafetyStop(f"inference stalled: {what} for {since * self.period_s:.2f} s "
@@ -91,8 +120,9 @@ class Controller:
         info.update(goal=goal, position=positions, command=command, latency_s=self._tick_latency_s)
         return command, info
 
-    def _take_results(self) -> int:
-        received = 0
+    def _take_results(self) -> tuple[int, dict[str, float] | None]:
+        """(chunks taken, capture times of the frames the newest of them was computed from)."""
+        received, frames_used = 0, None
         self._tick_latency_s = None
         for result in self.worker.poll():
             self._tick_latency_s = result.latency_s
@@ -108,7 +138,17 @@ class Controller:
             self._newest_chunk_tick = result.start_tick
             self.chunks_received += 1
             received += 1
-        return received
+            facts = self._frames_of(result.start_tick)
+            if facts is not None:
+                self.cameras.fed(facts)
+                frames_used = {name: f["capture_s"] for name, f in facts.items()}
+        return received, frames_used
+
+    def _frames_of(self, tick: int) -> dict | None:
+        """The frames submitted at ``tick``; older submissions were replaced before they ran: forgotten."""
+        for old in [k for k in self._submitted_frames if k < tick]:
+            del self._submitted_frames[old]
+        return self._submitted_frames.pop(tick, None)
 
     def _goal(self, t: int, positions: np.ndarray) -> np.ndarray | None:
         """The goal for this tick; tracks each goal segment's final error for the report."""
@@ -117,7 +157,9 @@ class Controller:
         segment, goal = self.goals.segment((t - self._first_tick) * self.period_s)
         if self._segment is not None and self._segment[0] != segment:
             self._close_segment(complete=True)
-        error = float(np.max(np.abs(positions[self.observations.goal_index] - goal)))
+        if self.show_goal is not None and (self._segment is None or self._segment[0] != segment):
+            self.show_goal(goal)
+        error = float(np.max(np.abs(positions[self.goal_index] - goal)))
         self._segment = (segment, goal, error)
         return goal
 

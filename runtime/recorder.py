@@ -1,9 +1,19 @@
-"""``--record DIR``: a per-tick JSON-lines log written as the run goes, and plots at the end.
+"""``--record DIR``: a per-tick JSON-lines log written as the run goes, each camera's video, and plots at the end.
 
 ``ticks.jsonl`` gets one object per tick (times in seconds from the loop start, durations in ms, positions
 and commands in user units, chunk age in ticks, flags) and is flushed at least every second, so a crash loses
-at most the last second. ``run.png`` (joint commands vs positions, tick-timing histogram) is drawn at the end
+at most the last second. A camera model's ticks also carry, per camera, the frame index the tick took, its
+capture time (seconds from the loop start, the same origin as ``scheduled_s``) and its age when taken (ms),
+``frames_used`` (capture times of the frames an arriving chunk was computed from) and a ``camera_hold`` flag
+on ticks held for a stale or frozen camera.
+
+Each camera's frames go to ``camera_<name>.mp4`` (``runtime/video.py``).
+
+``run.png`` (joint commands vs positions, each camera's frame age, tick-timing histogram) is drawn at the end
 with matplotlib's Agg backend, imported only then.
+
+The session attaches the robot's cameras once, right after creating the recorder:
+``self.recorder.attach_cameras(self.robot.cameras)``.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import importlib.util
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -20,6 +30,7 @@ from actsac._cli import first_line
 from actsac.files import atomic_write
 
 from .loop import TickRecord
+from .video import WRITER_JOIN_S, VideoRecorder
 
 FLUSH_EVERY_S = 0.5
 
@@ -40,15 +51,47 @@ class RunRecorder:
         self._file.flush()
         self._last_flush = time.monotonic()
         self._origin_s: float | None = None
+        # capture times are on time.monotonic, the loop's on time.perf_counter: the same clock on Linux (an offset
+        # of ~0), measured here so that capture times land on the loop's timeline elsewhere too
+        self._monotonic_minus_loop = time.monotonic() - time.perf_counter()
         self.times, self.positions, self.commands, self.jitter_us = [], [], [], []
+        self.cameras: dict = {}  # name -> Camera (``attach_cameras``)
+        self.frame_ages: dict[str, list[tuple[float, float]]] = {}  # name -> [(tick time, frame age ms)]
+        self.camera_holds: list[float] = []
+        self.video: VideoRecorder | None = None
+        self._video_error: str | None = None
+        self.fed: dict[str, list[int]] = {}  # per camera: the frame each tick not held gave the controller
+
+    def attach_cameras(self, cameras: Mapping) -> None:
+        """Record the frames of ``cameras`` ({name: opened Camera}, e.g. ``robot.cameras``) from now to
+        ``finish``: their video files (every frame each camera delivers) and the frame-age panel. Without
+        cameras nothing happens (OpenCV is not imported)."""
+        self.cameras = dict(cameras or {})
+        if not self.cameras:
+            return
+        fps = {name: float((c.actual and c.actual[2]) or c.spec.fps or 30.0) for name, c in self.cameras.items()}
+        self.frame_ages = {name: [] for name in self.cameras}
+        self.fed = {name: [] for name in self.cameras}
+        described = {}
+        for name, c in self.cameras.items():
+            width, height, actual_fps = c.actual or (None, None, None)
+            h, w = c.output_size or (height, width)
+            described[name] = {"camera": c.label, "source_size": [width, height], "source_fps": actual_fps,
+                               "size": [w, h], "resized": bool(c.resized), "video_fps": fps[name]}
+        self.event(cameras=described)
+        try:
+            self.video = VideoRecorder(self.directory, self.cameras, fps)
+        except ImportError as exc:
+            self._video_error = f"no camera video: OpenCV cannot be imported ({exc})"
 
     def on_tick(self, rec: TickRecord) -> None:
         latency = rec.info.get("latency_s")
         self.record(rec, None if latency is None else latency * 1e3)
 
     def finish(self, log: Callable[[str], None], **outcome) -> None:
-        """The outcome as the last line (exit reason, safe state...), the file closed, then the plot, whose
-        failure is reported and never hides the run's outcome."""
+        """The videos closed, the outcome as the last line (exit reason, safe state...), the file closed, then
+        the plot, whose failure is reported and never hides the run's outcome."""
+        self._close_videos(log)
         self.event(**outcome)
         self.close()
         log(f"actsac-run: per-tick log {self.path}")
@@ -63,6 +106,30 @@ class RunRecorder:
         except Exception as exc:  # noqa: BLE001
             log(f"actsac-run: could not draw the plot: {first_line(exc)}")
 
+    def _close_videos(self, log: Callable[[str], None]) -> None:
+        if self._video_error is not None:
+            log(f"actsac-run: {self._video_error}")
+        if self.video is None:
+            return
+        video, self.video = self.video, None
+        try:
+            finished = video.close()
+            summary = video.summary()
+            for name, v in summary.items():
+                v["fed_not_recorded"] = video.not_recorded(name, self.fed.get(name, []))
+                if v["error"]:
+                    log(f"actsac-run: camera '{name}': no video: {v['error']}")
+                elif v["file"]:
+                    log(f"actsac-run: camera '{name}' video {self.directory / v['file']} ({v['video_frames']} "
+                        f"frames at {v['fps']:g} fps, {v['repeated_to_fill']} repeated to fill, "
+                        f"{v['dropped_queue_full']} dropped with the encoder behind)")
+            if not finished:
+                log(f"actsac-run: the video encoder did not finish within {WRITER_JOIN_S:g} s: the videos may "
+                    f"be cut short")
+            self.event(videos=summary)
+        except Exception as exc:  # noqa: BLE001 (the run's outcome must still be written)
+            log(f"actsac-run: could not finish the camera videos: {first_line(exc)}")
+
     def record(self, rec: TickRecord, latency_ms: float | None) -> None:
         if self._origin_s is None:
             self._origin_s = rec.time.scheduled_s
@@ -74,9 +141,24 @@ class RunRecorder:
                "command": _round(info["command"]), "chunk_age": info.get("chunk_age"),
                "inference_ms": None if latency_ms is None else round(latency_ms, 3),
                "chunks_in": info.get("chunks_in", 0),
-               "flags": [f for f in ("hold", "ramping", "clamped", "bus_error") if info.get(f)]}
+               "flags": [f for f in ("hold", "camera_hold", "ramping", "clamped", "bus_error") if info.get(f)]}
         if info.get("goal") is not None:
             row["goal"] = _round(info["goal"])
+        cameras = info.get("cameras")
+        if cameras:
+            row["cameras"] = {name: {"frame": c["frame"], "capture_s": self._loop_time(c["capture_s"]),
+                                     "age_ms": c["age_ms"], "fresh": c["fresh"]} for name, c in cameras.items()}
+            for name, c in cameras.items():
+                if c["age_ms"] is not None:
+                    self.frame_ages.setdefault(name, []).append((row["scheduled_s"], c["age_ms"]))
+            if info.get("camera_hold"):
+                self.camera_holds.append(row["scheduled_s"])
+            else:
+                for name, c in cameras.items():
+                    if c["frame"] is not None:
+                        self.fed.setdefault(name, []).append(c["frame"])
+        if info.get("frames_used"):
+            row["frames_used"] = {name: self._loop_time(t) for name, t in info["frames_used"].items()}
         self._file.write(json.dumps(row) + "\n")
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_EVERY_S:
@@ -87,12 +169,21 @@ class RunRecorder:
         self.commands.append(info["command"])
         self.jitter_us.append(row["jitter_us"])
 
+    def _loop_time(self, monotonic_s: float | None) -> float | None:
+        """A time.monotonic time as seconds from the loop's origin (that of ``scheduled_s``)."""
+        if monotonic_s is None:
+            return None
+        return round(monotonic_s - self._monotonic_minus_loop - self._origin_s, 6)
+
     def event(self, **fields) -> None:
         """A non-tick line (the stop reason, the safe state reached...), flushed at once."""
         self._file.write(json.dumps({"event": fields}) + "\n")
         self._file.flush()
 
     def close(self) -> None:
+        if self.video is not None:  # finish closes the videos first; this is for a recorder closed directly
+            self.video.close()
+            self.video = None
         if not self._file.closed:
             self._file.flush()
             self._file.close()
@@ -108,7 +199,9 @@ class RunRecorder:
         t = np.asarray(self.times)
         pos, cmd = np.asarray(self.positions), np.asarray(self.commands)
         n = len(self.joints)
-        fig, axes = plt.subplots(n + 1, 1, figsize=(9, 1.6 * (n + 1) + 1), squeeze=False)
+        ages = {name: np.asarray(a) for name, a in self.frame_ages.items() if a}
+        panels = n + (1 if ages else 0) + 1
+        fig, axes = plt.subplots(panels, 1, figsize=(9, 1.6 * panels + 1), squeeze=False)
         for j, name in enumerate(self.joints):
             ax = axes[j, 0]
             ax.plot(t, cmd[:, j], label="command", lw=1.0)
@@ -117,7 +210,18 @@ class RunRecorder:
             ax.tick_params(labelsize=7)
         axes[0, 0].legend(fontsize=7, loc="upper right")
         axes[n - 1, 0].set_xlabel("time (s)", fontsize=8)
-        hist = axes[n, 0]
+        if ages:
+            ax = axes[n, 0]
+            for name, a in ages.items():
+                ax.plot(a[:, 0], a[:, 1], lw=1.0, label=f"camera {name}")
+            if self.camera_holds:
+                ax.plot(self.camera_holds, np.zeros(len(self.camera_holds)), "|", color="red", ms=8,
+                        label="held for a camera")
+            ax.set_ylabel("frame age (ms)", fontsize=7)
+            ax.set_xlabel("time (s)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7, loc="upper right")
+        hist = axes[panels - 1, 0]
         hist.hist(self.jitter_us, bins=80)
         hist.set_xlabel("tick start minus scheduled time (us)", fontsize=8)
         hist.set_ylabel("ticks", fontsize=8)

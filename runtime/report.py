@@ -5,7 +5,9 @@ Summary keys (stable; ``--summary-json`` writes them): ticks, fps_target, fps_ac
 jitter_p50_us / jitter_p99_us / jitter_max_us (tick start minus scheduled time), loop_overhead_p50_us /
 loop_overhead_p99_us (tick work minus bus I/O and waiting), bus_read_p50_ms, bus_write_p50_ms,
 inference_p50_ms / inference_p99_ms, chunks_received, stale_steps_dropped, nan_chunks, inference_errors,
-hold_ticks, bus_errors, clamped_commands, exit_reason, exit_code, and ``goals`` when the model has a task.
+hold_ticks, bus_errors, clamped_commands, exit_reason, exit_code, ``goals`` when the model has a task, and
+``cameras`` for a camera model: per camera fps_achieved, frame_age_p50_ms / frame_age_p99_ms (frames fed to
+the model), camera_to_command_p50_ms / _p99_ms, frames_fed, dropped_frames, repeated_frames, stale_ticks.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class RunStats:
 
 
 def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, exit_reason: str, exit_code: int,
-              safe_state: str | None = None, goal_tolerance: float | None = None) -> dict:
+              safe_state: str | None = None, goal_tolerance: float | None = None, cameras: dict | None = None) -> dict:
     """The summary of a run (the keys above); ``goals`` when the controller followed a goal schedule."""
     lat = np.asarray(controller.latencies_s if controller else [])
     summary = {
@@ -77,6 +79,9 @@ def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, 
     }
     if controller is not None and controller.goals is not None:
         summary["goals"] = goal_report(controller.finish(), goal_tolerance)
+    if cameras:
+        summary["cameras"] = cameras
+        summary["camera_hold_ticks"] = controller.camera_hold_ticks if controller else 0
     return summary
 
 
@@ -119,9 +124,27 @@ def format_table(summary: dict) -> str:
             ("bus errors", summary["bus_errors"]),
             ("clamped commands", summary["clamped_commands"]),
             ("exit", f"{summary['exit_reason']} (code {summary['exit_code']})")]
+    rows += _camera_rows(summary)
     rows += _goal_rows(summary.get("goals") or [])
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _camera_rows(summary: dict) -> list[tuple[str, str]]:
+    def show(v):
+        return "-" if v is None else v
+
+    rows = []
+    for name, c in (summary.get("cameras") or {}).items():
+        rows.append((f"camera {name}", f"{show(c['fps_achieved'])} fps, frame age p50 / p99 "
+                                       f"{show(c['frame_age_p50_ms'])} / {show(c['frame_age_p99_ms'])} ms, "
+                                       f"to command {show(c['camera_to_command_p50_ms'])} / "
+                                       f"{show(c['camera_to_command_p99_ms'])} ms"))
+        rows.append((f"camera {name} frames", f"{c['frames_fed']} fed, {c['dropped_frames']} dropped, "
+                                              f"{c['repeated_frames']} repeated, stale on {c['stale_ticks']} ticks"))
+    if summary.get("cameras"):
+        rows.append(("ticks holding for a camera", summary["camera_hold_ticks"]))
+    return rows
 
 
 def _goal_rows(goals: list[dict]) -> list[tuple[str, str]]:

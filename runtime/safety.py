@@ -35,6 +35,12 @@ class SafetySettings:
     obs_max_age_s: float = option(0.1, "a failed read reuses the last observation up to this age", NON_NEGATIVE)
     stop_hold_s: float = option(0.5, "on stop: hold the pose this long, then torque off (0: torque off at once)",
                                 NON_NEGATIVE)
+    camera_max_age_s: float | None = option(
+        None, "a camera frame older than this is not fed to the model and the controller holds (default: two "
+              "frame periods of the camera); a camera without a fresh frame for the stall timeout stops the run",
+        POSITIVE)
+    camera_frozen_s: float = option(0.5, "a camera repeating one image bit for bit this long is stale (frozen)",
+                                    POSITIVE)
 
 
 DEFAULT_STEP_FRACTION = 0.05  # max step per tick of a joint the robot file gives none for: 5 % of its range

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Callable
 
 from actsac._cli import first_line
-from actsac.drivers.errors import BusError
+from actsac.drivers.errors import BusError, CameraError
 from actsac.drivers.sim import SimOptions
 
 from .backends import make_infer, open_backend, resolve_model, warm_up
 from .config import RunConfig
 from .controller import Controller
 from .errors import RunRefused
-from .hardware import load_run_calibration, open_robot, robot_ports, robot_spec
+from .cameras import CameraGate
+from .hardware import (load_run_calibration, open_robot, parse_camera_overrides, robot_ports, robot_spec,
+                       scene_shows_goals)
 from .inference import InferenceWorker
 from .loop import ControlLoop, RealClock
 from .observation import GoalSchedule, ObservationBuilder, check_model_against_robot, observation_names
@@ -48,15 +51,15 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         log(f"actsac-run: no --port given: running on the simulated {spec.name} "
             f"({len(spec.buses)} bus{'es' if len(spec.buses) > 1 else ''}: {', '.join(b.name for b in spec.buses)})")
     model_path, metadata = resolve_model(cfg.model, spec)
-    if metadata.cameras:
-        raise RunRefused(f"{model_path.name} sees cameras {', '.join(metadata.camera_names)}: actsac-run does not "
-                         f"capture camera images yet; run it through the Python backends with images, or use a "
-                         f"state-only model")
     check_model_against_robot(metadata, spec, model_path.name)
+    camera_sources = parse_camera_overrides(cfg.camera)
     names = observation_names(metadata)
     joints = [m.name for m in spec.motors]
-    goal_features = len(ObservationBuilder(names, joints).goal_slots)
-    goals = GoalSchedule.from_task(metadata.task, goal_features, cfg.goal, model_path.name)
+    goal_joints = ObservationBuilder(names, joints).goal_joints
+    scene_goals = cfg.port is None and not goal_joints and scene_shows_goals(metadata, spec, camera_sources)
+    if scene_goals:  # the model sees its goal: the simulated scene shows the task's goals
+        goal_joints = list(metadata.joint_names)
+    goals = GoalSchedule.from_task(metadata.task, len(goal_joints), cfg.goal, model_path.name)
     fps = float(cfg.fps or metadata.control_hz)
     if not fps > 0:
         raise RunRefused(f"--fps {fps}: must be positive")
@@ -72,8 +75,10 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
         refused = stack.enter_context(realtime_priority(cfg.realtime))
         if refused:
             log(f"actsac-run: running at normal priority: {refused}")
-        robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed))
-        session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log)
+        robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed,
+                                               cameras=metadata.cameras, camera_sources=camera_sources))
+        session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log,
+                           goal_joints=goal_joints, scene_goals=scene_goals)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused
     log(format_table(summary))
@@ -85,22 +90,26 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
 class _Session:
     """The hardware part of a run, split out so every path through it ends in the robot's safe stop."""
 
-    def __init__(self, cfg: RunConfig, robot, metadata, names, goals, executor, infer, fps: float, log):
+    def __init__(self, cfg: RunConfig, robot, metadata, names, goals, executor, infer, fps: float, log, *,
+                 goal_joints: list[str], scene_goals: bool):
         self.cfg, self.robot, self.metadata, self.log = cfg, robot, metadata, log
+        self.goal_joints, self.scene_goals = goal_joints, scene_goals
         self.names, self.goals, self.executor, self.infer = names, goals, executor, infer
         self.fps, self.period_s = fps, 1.0 / fps
         self.joints = [m.name for m in robot.spec.motors]
         self.clock = RealClock()
         self.io = RobotIO(robot, self.joints, self.clock, obs_max_age_s=cfg.safety.obs_max_age_s,
                           max_failures=cfg.safety.max_bus_failures)
-        self.controller = self.worker = self.loop = self.recorder = None
+        self.controller = self.worker = self.loop = self.recorder = self.cameras = None
         self.stats = RunStats()
 
     def run(self, stop: threading.Event) -> dict:
         try:
             self.robot.connect()
-        except BusError as exc:
+        except (BusError, CameraError) as exc:
             raise RunRefused(str(exc)) from None
+        for camera in self.robot.cameras.values():
+            self.log(f"actsac-run: {camera.describe()}")
         with stop_on_signals(stop) as signals:  # until the summary is made: a second Ctrl-C must not cut it short
             reason, code, safe = self._lifecycle(stop, signals)
             return self._report(reason, code, safe)
@@ -142,13 +151,23 @@ class _Session:
         """Warm the model up on the present pose, then build the controller, the recorder and the loop."""
         start = self.io.read_now()
         goal = None if self.goals is None else self.goals.segment(0.0)[1]
+        if self.scene_goals:
+            self.robot.show_goal(goal)
         history = self.metadata.history
-        latency = warm_up(self.infer, ObservationBuilder(self.names, self.joints, history).build(start, goal))
+        frames = {name: frame.image for name, frame in self.robot.read_frames().items()} or None
+        latency = warm_up(self.infer, ObservationBuilder(self.names, self.joints, history).build(start, goal),
+                          images=frames)
+        if self.robot.cameras:
+            self.cameras = CameraGate(self.robot, self.metadata.camera_names,
+                                      max_age_s=self._camera_max_age(), frozen_s=self.cfg.safety.camera_frozen_s,
+                                      stall_timeout_s=self.cfg.safety.stall_timeout_s)
         driven = self.metadata.joint_names
         self.worker = InferenceWorker(self.infer)
         self.controller = Controller(
             executor=self.executor, worker=self.worker,
-            observations=ObservationBuilder(self.names, self.joints, history), goals=self.goals,
+            observations=ObservationBuilder(self.names, self.joints, history, self.metadata.camera_names),
+            goals=self.goals, cameras=self.cameras, goal_index=[self.joints.index(j) for j in self.goal_joints],
+            show_goal=self.robot.show_goal if self.scene_goals else None,
             driven=[self.joints.index(j) for j in driven],
             command_filter=CommandFilter.for_robot(self.robot, driven, self.cfg.safety.max_step),
             period_s=self.period_s, ramp_s=self.cfg.safety.ramp_s,
@@ -157,17 +176,28 @@ class _Session:
             header = {"robot": self.robot.spec.name, "fps": self.fps, "exec": self.cfg.exec_mode,
                       "model_chunk_size": self.metadata.chunk_size, "backend": self.cfg.backend}
             self.recorder = RunRecorder(self.cfg.record, self.joints, header)
+            self.recorder.attach_cameras(self.robot.cameras)
         self.loop = ControlLoop(self.io, self.controller, self.period_s, self.clock, on_tick=self._on_tick)
 
+    def _camera_max_age(self) -> dict[str, float]:
+        """--camera-max-age-s, else two frame periods of each camera (30 fps when it does not say)."""
+        if self.cfg.safety.camera_max_age_s is not None:
+            return {name: self.cfg.safety.camera_max_age_s for name in self.robot.cameras}
+        return {name: 2.0 / (camera.actual[2] or 30.0) for name, camera in self.robot.cameras.items()}
+
     def _on_tick(self, rec) -> None:
+        if self.cameras is not None and rec.info.get("frames_used"):
+            self.cameras.commanded(rec.info["frames_used"], time.monotonic())  # the goal write just happened
         self.stats.on_tick(rec)
         if self.recorder is not None:
             self.recorder.on_tick(rec)
 
     def _report(self, reason: str, code: int, safe: str) -> dict:
-        summary = summarize(self.stats, fps_target=self.fps, scheduler=self.loop.scheduler if self.loop else None,
-                            controller=self.controller, io=self.io, exit_reason=reason, exit_code=code,
-                            safe_state=safe, goal_tolerance=(self.metadata.task or {}).get("success_tolerance"))
-        if self.recorder is not None:
-            self.recorder.finish(self.log, exit_reason=reason, exit_code=code, safe_state=safe)
-        return summary
+        try:
+            return summarize(self.stats, fps_target=self.fps, scheduler=self.loop.scheduler if self.loop else None,
+                             controller=self.controller, io=self.io, exit_reason=reason, exit_code=code,
+                             safe_state=safe, goal_tolerance=(self.metadata.task or {}).get("success_tolerance"),
+                             cameras=None if self.cameras is None else self.cameras.summary())
+        finally:  # the log and the videos are closed whatever the summary does
+            if self.recorder is not None:
+                self.recorder.finish(self.log, exit_reason=reason, exit_code=code, safe_state=safe)

@@ -3,6 +3,9 @@
     with simulate("so100") as ports:          # {"main": "/dev/pts/7"}
         robot = Robot(load_robot("so100"), ports)
 
+    with simulate("so100", cameras={"front": (48, 64, 30.0)}) as ports:
+        ports.cameras                          # {"front": "/dev/shm/actsac-camera-front-..."} (drivers/sim/feed.py)
+
 Any standard client (the project's buses, dynamixel-sdk, feetech-servo-sdk) can drive the ports.
 """
 
@@ -23,10 +26,11 @@ import actsac
 from actsac.options import option
 
 from ..robots import RobotSpec, load_robot
+from .feed import check_can_draw
 from .motors import SweepHand
 from .server import Faults, Server
 
-__all__ = ["simulate", "SimOptions", "Faults", "SweepHand", "Server"]
+__all__ = ["simulate", "SimPorts", "SimOptions", "Faults", "SweepHand", "Server"]
 
 
 @dataclass
@@ -48,18 +52,28 @@ def _hand(hand) -> SweepHand | None:
     raise ValueError(f"unknown hand motion {hand!r} (None, 'sweep' or a SweepHand)")
 
 
+class SimPorts(dict):
+    """{bus name: port} of a simulated robot; ``cameras`` is {camera name: frame feed path}."""
+
+    cameras: dict[str, str]
+
+
 @contextlib.contextmanager
 def simulate(spec: RobotSpec | str, *, wire_time: bool = True, faults: Faults | None = None,
-             hand: SweepHand | str | None = None, seed: int = 0) -> Iterator[dict[str, str]]:
-    """Start the robot's simulated buses in their own process; yield ``{bus_name: "/dev/pts/N"}``.
+             hand: SweepHand | str | None = None, seed: int = 0,
+             cameras: dict[str, tuple[int, int, float]] | None = None) -> Iterator[SimPorts]:
+    """Start the robot's simulated buses (and cameras) in their own process; yield ``{bus_name: "/dev/pts/N"}``.
 
     ``spec`` is a RobotSpec, a built-in robot name or a TOML path. ``wire_time`` emulates each bus's baud
     rate; ``hand`` ("sweep") moves torque-off joints through their sim range; ``faults`` are seeded by
-    ``seed``. The process is stopped (SIGTERM, then SIGKILL) when the block exits, and it also exits by
-    itself if this process dies.
+    ``seed``; ``cameras`` ({name: (height, width, fps)}) are rendered from the simulated arm, their feeds in
+    the yielded ports' ``cameras``. The process is stopped (SIGTERM, then SIGKILL) when the block exits, and it
+    also exits by itself if this process dies.
     """
     robot = load_robot(spec) if isinstance(spec, (str, os.PathLike)) else spec
-    options = dict(wire_time=wire_time, faults=faults, hand=_hand(hand), seed=seed)
+    for name in cameras or {}:
+        check_can_draw(robot, name)
+    options = dict(wire_time=wire_time, faults=faults, hand=_hand(hand), seed=seed, cameras=cameras)
     code = "from actsac.drivers.sim.server import child_main; child_main()"
     # Its own session: a terminal's Ctrl-C goes to this process, which stops the robot through the simulator
     # before stopping the simulator; the simulator must not die first.
@@ -75,7 +89,10 @@ def simulate(spec: RobotSpec | str, *, wire_time: bool = True, faults: Faults | 
         if not line:
             raise RuntimeError(f"simulator for robot '{robot.name}' did not start "
                                f"(exit code {proc.poll()}; see its stderr above)")
-        yield json.loads(line)
+        announced = json.loads(line)
+        ports = SimPorts(announced["ports"])
+        ports.cameras = announced["cameras"]
+        yield ports
     finally:
         _stop(proc)
 

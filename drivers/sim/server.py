@@ -28,6 +28,7 @@ from .protocols import Reply, handle_dynamixel, handle_feetech
 
 SPIN_S = 0.0003  # the last stretch before a deadline is busy-waited: select/sleep overshoot by 50-100 us
 STALE_INPUT_S = 0.1  # half a packet left this long is garbage (a client died mid-write)
+RENDER_MARGIN_S = 0.001  # a camera frame waits while a bus reply is due sooner than this (a render takes ~0.3 ms)
 
 # Injectable hardware errors per family, word -> bit: the protocols' own bit -> word tables, inverted (Feetech
 # reports them in the status error byte, Dynamixel in Hardware_Error_Status behind the alert bit).
@@ -51,6 +52,8 @@ class Faults:
     hardware_error_after_s: float = 0.0
     motors: tuple[str, ...] | None = None
     start_after_s: float = 0.0  # drop/corrupt/late begin this long after the simulator started
+    camera_frozen_after_s: Mapping[str, float] = field(default_factory=dict)  # same image, fresh timestamps
+    camera_silent_after_s: Mapping[str, float] = field(default_factory=dict)  # no more frames
 
 
 class SimBus:
@@ -173,22 +176,43 @@ class SimBus:
 
 
 class Server:
-    """All buses of one robot in one loop; ``ports`` maps bus name -> /dev/pts/N."""
+    """All buses of one robot in one loop; ``ports`` maps bus name -> /dev/pts/N. ``cameras`` ({name: (height,
+    width, fps)}) are simulated cameras rendered in the same loop; ``feeds`` maps each to its frame feed's path."""
 
     def __init__(self, robot: RobotSpec, *, wire_time: bool = True, faults: Faults | None = None,
-                 hand: SweepHand | None = None, seed: int = 0):
+                 hand: SweepHand | None = None, seed: int = 0, cameras: Mapping[str, tuple] | None = None):
+        from .feed import CameraFeeder
+
         self.buses: dict[str, SimBus] = {}
+        self.cameras: dict[str, CameraFeeder] = {}
+        faults = faults or Faults()
         try:
             for spec in robot.buses:
                 self.buses[spec.name] = SimBus(spec, wire_time=wire_time, faults=faults, hand=hand, seed=seed)
+            for k, (name, (height, width, fps)) in enumerate((cameras or {}).items()):
+                self.cameras[name] = CameraFeeder.for_robot(
+                    robot, self.buses, name, height, width, fps, seed=seed * 1000 + k,
+                    frozen_after_s=faults.camera_frozen_after_s.get(name),
+                    silent_after_s=faults.camera_silent_after_s.get(name))
         except BaseException:
             self.close()
             raise
         self.ports = {name: bus.port for name, bus in self.buses.items()}
+        self.feeds = {name: camera.feed.path for name, camera in self.cameras.items()}
 
     def close(self) -> None:
         for bus in self.buses.values():
             bus.close()
+        for camera in self.cameras.values():
+            camera.close()
+
+    def _render_cameras(self, now: float) -> None:
+        """Render the frames that are due, unless a bus reply is due first (bytes on time come first)."""
+        due = [d for d in (bus.next_deadline() for bus in self.buses.values()) if d is not None]
+        if due and min(due) < now + RENDER_MARGIN_S:
+            return
+        for camera in self.cameras.values():
+            camera.render_due(now)
 
     def serve(self, stop_fds: tuple[int, ...] = ()) -> None:
         """Serve until one of ``stop_fds`` becomes readable (a signal wake-up pipe, a parent's stdin)."""
@@ -196,6 +220,7 @@ class Server:
         watched = list(by_fd) + list(stop_fds)
         while True:
             deadlines = [d for d in (bus.next_deadline() for bus in self.buses.values()) if d is not None]
+            deadlines += [camera.next_s for camera in self.cameras.values()]
             timeout = max(0.0, min(deadlines) - time.monotonic() - SPIN_S) if deadlines else None
             readable, _, _ = select.select(watched, [], [], timeout)
             now = time.monotonic()
@@ -206,6 +231,8 @@ class Server:
                     return
             for bus in self.buses.values():
                 bus.send_due(time.monotonic())
+            if self.cameras:
+                self._render_cameras(time.monotonic())
 
 
 def serve_until_signal(server: Server, extra_stop_fds: tuple[int, ...] = (), on_ready=None) -> None:
@@ -232,8 +259,9 @@ def serve_until_signal(server: Server, extra_stop_fds: tuple[int, ...] = (), on_
 
 
 def child_main() -> None:
-    """Entry point of the process ``simulate()`` starts: options arrive pickled on stdin, the ports leave as one
-    JSON line on stdout; the process ends on SIGTERM or when its parent closes stdin (e.g. the parent died)."""
+    """Entry point of the process ``simulate()`` starts: options arrive pickled on stdin, the ports and the camera
+    feeds' paths leave as one JSON line on stdout; the process ends on SIGTERM or when its parent closes stdin
+    (e.g. the parent died)."""
     import json
     import pickle
     import sys
@@ -242,7 +270,7 @@ def child_main() -> None:
     server = Server(robot, **options)
 
     def announce() -> None:
-        sys.stdout.write(json.dumps(server.ports) + "\n")
+        sys.stdout.write(json.dumps({"ports": server.ports, "cameras": server.feeds}) + "\n")
         sys.stdout.flush()
 
     serve_until_signal(server, (sys.stdin.fileno(),), on_ready=announce)

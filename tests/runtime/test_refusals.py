@@ -121,8 +121,8 @@ def test_trt_backend_without_tensorrt_says_why(tmp_path):
     refused(tmp_path, "--backend trt is unavailable", model_kwargs={}, backend="trt")
 
 
-def test_a_camera_model_is_refused_before_torque(tmp_path):
-    camera = {"name": "front", "height": 48, "width": 64, "input": "image.front"}
-    message = refused(tmp_path, "m.onnx sees cameras front: actsac-run does not capture camera images yet",
-                      model_kwargs={"metadata_overrides": {"format_version": 2, "cameras": [camera]}})
-    assert message.startswith("m.onnx sees cameras front")
+def test_a_camera_option_for_a_model_without_cameras_is_refused(tmp_path):
+    """Camera models run now (tests/runtime/test_camera_run.py); a --camera the model does not see is a mistake."""
+    message = refused(tmp_path, r"--camera front=\.\.\.: the model does not see a camera 'front' \(it sees none\)",
+                      model_kwargs={}, camera=["front=/dev/video0"])
+    assert message.startswith("--camera front=...")
