@@ -61,7 +61,8 @@ class RunConfig:
     camera: list[str] | None = option(None, "a camera's source, overriding the robot file's (repeatable): a device "
                                             "index or path, a stream URL or a video file; default: the robot's, "
                                             "simulated without --port", action="append", metavar="NAME=SOURCE")
-    record: Path | None = option(None, "write ticks.jsonl (per tick) and run.png here", metavar="DIR")
+    record: Path | None = option(None, "write ticks.jsonl (per tick), run.png and each camera's video here",
+                                 metavar="DIR")
     summary_json: Path | None = option(None, "write the end-of-run summary here", metavar="FILE")
     realtime: bool = option(False, "run with SCHED_FIFO priority, as chrt -f does (Linux; needs root, "
                                    "CAP_SYS_NICE or an rtprio limit; otherwise the run continues at normal priority)")
