@@ -12,6 +12,7 @@ Torque is the caller's (``Robot``'s) business, except that ``disconnect()`` turn
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 from typing import Iterable, Mapping
@@ -262,12 +263,46 @@ def read_available(fd: int, max_bytes: int, timeout_s: float) -> bytes:
     return os.read(fd, max_bytes) if ready else b""
 
 
+def _kernel_exclusive(fd: int, on: bool) -> None:
+    """The tty's kernel exclusive mode (TIOCEXCL on, TIOCNXCL off): while it is on, every other open() of the
+    port fails with EBUSY, whatever the program (a vendor SDK, a terminal), except one run as root. Not a tty
+    (a socket:// URL) or not POSIX: nothing to do."""
+    try:
+        import fcntl
+        import termios
+
+        fcntl.ioctl(fd, termios.TIOCEXCL if on else termios.TIOCNXCL)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+
+
+@functools.cache
+def _exclusive_serial_class():
+    """pyserial's Serial that puts the tty in the kernel's exclusive mode while it is open (made on first use:
+    pyserial is imported late)."""
+    import serial
+
+    class ExclusiveSerial(serial.Serial):
+        def open(self) -> None:
+            super().open()
+            _kernel_exclusive(self.fileno(), True)
+
+        def close(self) -> None:  # the tty may outlive us (a simulator, a hub): leave it openable again
+            if self.is_open:
+                _kernel_exclusive(self.fileno(), False)
+            super().close()
+
+    return ExclusiveSerial
+
+
 def open_serial(port: str, baudrate: int, timeout_s: float = 0.0):
-    """pyserial port opened exclusively (flock), so a second process cannot drive the same bus."""
+    """pyserial port opened exclusively: an advisory lock (flock: another actsac, or any program that asks)
+    and the kernel's exclusive mode on the tty (any other program opening it afterwards, root excepted);
+    closing the port releases both."""
     import serial
 
     try:
-        return serial.Serial(port, baudrate, timeout=timeout_s, write_timeout=1.0, exclusive=True)
+        return _exclusive_serial_class()(port, baudrate, timeout=timeout_s, write_timeout=1.0, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
         reason = str(exc)
         if "lock" in reason.lower() or "busy" in reason.lower():

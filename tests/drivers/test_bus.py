@@ -1,6 +1,8 @@
 """The project's buses against the simulator, for both families: real bytes over a pseudo-terminal."""
 
 import dataclasses
+import os
+import subprocess
 import time
 
 import pytest
@@ -138,6 +140,30 @@ def test_port_is_exclusive(bus, sim_robot):
     second = bus_for(spec, ports)
     with pytest.raises(ConnectError, match="in use by another process"):
         second.connect()
+
+
+def _plain_open(port: str) -> subprocess.CompletedProcess:
+    """A program that is not actsac (the shell) opening the port read-write, as a vendor SDK script would; as
+    an unprivileged user, since the kernel's exclusive mode does not stop root."""
+    run_as = {}
+    if os.geteuid() == 0:
+        os.chmod(port, 0o666)  # a pty is root's: let the unprivileged client reach the open() call at all
+        run_as = {"user": 65534, "group": 65534, "extra_groups": []}
+    return subprocess.run(["/bin/sh", "-c", 'exec 3<>"$1"', "sh", port], capture_output=True, text=True,
+                          timeout=10, **run_as)
+
+
+def test_another_program_cannot_open_the_port_while_a_bus_holds_it(bus, sim_robot):
+    spec, ports = sim_robot
+    port = ports[spec.buses[0].name]
+    held = _plain_open(port)
+    assert held.returncode != 0 and "busy" in held.stderr.lower(), held.stderr
+    bus.disconnect()  # closing the bus lifts the kernel's exclusive mode: the port is usable again
+    try:
+        released = _plain_open(port)
+        assert released.returncode == 0, released.stderr
+    finally:
+        bus.connect()
 
 
 def test_missing_and_wrong_motors_are_named(sim_robot):
