@@ -34,6 +34,7 @@ from .robots import CameraSpec
 OPEN_TIMEOUT_S = 5.0  # the first frame must arrive within this (three cameras timing out at start: LeRobot #1179)
 STREAM_TIMEOUT_MS = 5000  # FFmpeg's open / read timeouts for network streams
 JOIN_TIMEOUT_S = 1.0
+DEFAULT_FPS = 30.0  # the frame rate assumed of a camera that reports none
 MAX_ASPECT_DIFFERENCE = 0.03  # a camera whose width / height differs more from the model's is refused
 
 
@@ -86,6 +87,11 @@ class Camera:
         self._stop = threading.Event()
         self._first = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def fps(self) -> float:
+        """The frame rate the camera reports, else the one asked of it, else DEFAULT_FPS."""
+        return float((self.actual and self.actual[2]) or self.spec.fps or DEFAULT_FPS)
 
     @property
     def label(self) -> str:
@@ -267,11 +273,11 @@ class VideoFileCamera(OpenCVCamera):
     def _open_source(self) -> None:
         super()._open_source()
         width, height, fps = self.actual
-        self.actual = (width, height, fps or self.spec.fps or 30.0)
+        self.actual = (width, height, self.fps)
         self._next_s: float | None = None
 
     def _grab(self):
-        period = 1.0 / self.actual[2]
+        period = 1.0 / self.fps
         now = time.monotonic()
         self._next_s = now if self._next_s is None else self._next_s + period
         if self._next_s > now and self._stop.wait(self._next_s - now):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from actsac._cli import first_line
-from actsac.drivers.cameras import make_camera
+from actsac.drivers.cameras import DEFAULT_FPS, make_camera
 from actsac.drivers.errors import CameraError, RobotSpecError
 from actsac.drivers.robot import Robot
 from actsac.drivers.robots import CameraSpec, RobotSpec, load_robot, parse_ports
@@ -117,7 +117,7 @@ def open_robot(spec: RobotSpec, ports: dict[str, str] | None, calibration=None, 
             from actsac.drivers.sim import simulate
 
             sim = sim or SimOptions()
-            rendered = {name: (*sizes[name], c.fps or 30.0) for name, c in specs.items() if c.source is None}
+            rendered = {name: (*sizes[name], c.fps or DEFAULT_FPS) for name, c in specs.items() if c.source is None}
             try:
                 ports = stack.enter_context(simulate(spec, wire_time=sim.wire_time, faults=sim.faults, seed=seed,
                                                      cameras=rendered))

@@ -69,7 +69,7 @@ class RunRecorder:
         self.cameras = dict(cameras or {})
         if not self.cameras:
             return
-        fps = {name: float((c.actual and c.actual[2]) or c.spec.fps or 30.0) for name, c in self.cameras.items()}
+        fps = {name: c.fps for name, c in self.cameras.items()}
         self.frame_ages = {name: [] for name in self.cameras}
         self.fed = {name: [] for name in self.cameras}
         described = {}

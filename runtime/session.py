@@ -180,10 +180,10 @@ class _Session:
         self.loop = ControlLoop(self.io, self.controller, self.period_s, self.clock, on_tick=self._on_tick)
 
     def _camera_max_age(self) -> dict[str, float]:
-        """--camera-max-age-s, else two frame periods of each camera (30 fps when it does not say)."""
+        """--camera-max-age-s, else two frame periods of each camera."""
         if self.cfg.safety.camera_max_age_s is not None:
             return {name: self.cfg.safety.camera_max_age_s for name in self.robot.cameras}
-        return {name: 2.0 / (camera.actual[2] or 30.0) for name, camera in self.robot.cameras.items()}
+        return {name: 2.0 / camera.fps for name, camera in self.robot.cameras.items()}
 
     def _on_tick(self, rec) -> None:
         if self.cameras is not None and rec.info.get("frames_used"):
