@@ -140,7 +140,8 @@ def test_slow_model_steps_in_the_past_are_dropped(tmp_path):
 
 
 def test_stalled_model_stops_the_run(tmp_path):
-    model = reach_model(tmp_path / "stall.onnx", slow_iters=3000, task={"name": "t", "goals": [[10.0] * 6]})
+    # ~0.65 s a call on a 2-core machine, well past the 0.2 s stall timeout (3000 iterations took ~0.2 s: flaky)
+    model = reach_model(tmp_path / "stall.onnx", slow_iters=10000, task={"name": "t", "goals": [[10.0] * 6]})
     summary, _ = run_bounded(model=model, duration_s=10.0, fps=30,
                              safety=SafetySettings(stall_timeout_s=0.2, stop_hold_s=0.1))
     assert summary["exit_code"] == EXIT_SAFETY_STOP and "no first action" in summary["exit_reason"]
