@@ -1,4 +1,5 @@
-"""`actsac-export model.pt`: a checkpoint -> a verified, self-contained ONNX file (and a TensorRT engine)."""
+"""`actsac-export model.pt` (or a LeRobot checkpoint directory with --robot): a checkpoint -> a verified,
+self-contained ONNX file (and a TensorRT engine)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from actsac._cli import fail, first_line, require_training_side
 from actsac.onnx_runtime import ORT_THREADS
 
+from .lerobot.reader import DEFAULT_FPS, UNITS, looks_like_lerobot
 from .metadata import DEFAULT_OPSET, MAX_BATCH
 from .verify import TOLERANCE, TRT_TOLERANCE
 
@@ -35,18 +37,34 @@ def cameras_summary(meta) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actsac-export",
-        description="Export an actsac checkpoint to one self-contained ONNX file (raw observation in robot units, "
-                    "and for a camera model one uint8 (B, H, W, 3) RGB input per camera, image.<camera> -> "
-                    "action_mean, action_log_std, action) carrying the metadata the robot needs, and verify "
-                    "it against PyTorch before writing it.",
+        description="Export an actsac checkpoint, or a LeRobot ACT / SAC checkpoint (a pretrained_model directory "
+                    "with config.json and model.safetensors; --robot names its joints), to one self-contained "
+                    "ONNX file (raw observation in robot units, and for a camera model one uint8 (B, H, W, 3) RGB "
+                    "input per camera, image.<camera> -> action_mean, action_log_std, action; a LeRobot ACT, "
+                    "which has no log-std, -> action) carrying the metadata the robot needs, and verify it "
+                    "against PyTorch before writing it. LeRobot itself is not needed.",
         epilog=f"Verification: max abs error vs PyTorch on action_mean / action_log_std within {TOLERANCE['fp32']:g} "
                f"(fp32), {TOLERANCE['fp16']:g} (fp16) or {TOLERANCE['int8']:g} (int8); on action (robot units) within that times the largest "
                f"action half-range. TensorRT vs ONNX Runtime: {TRT_TOLERANCE['fp32']:g} / {TRT_TOLERANCE['fp16']:g}. "
                "Exit codes: 0 written and verified; 1 bad input or verification failed (nothing written); "
                "2 usage error, or --trt without TensorRT / a CUDA GPU.")
-    parser.add_argument("checkpoint", type=Path, help="model.pt written by actsac-train / save_checkpoint")
+    parser.add_argument("checkpoint", type=Path,
+                        help="model.pt written by actsac-train / save_checkpoint, or a LeRobot checkpoint: "
+                             "outputs/train/<run>/checkpoints/last/pretrained_model (or the directory holding it)")
     parser.add_argument("-o", "--output", type=Path,
-                        help="ONNX file to write (default: beside the checkpoint, same stem, .onnx)")
+                        help="ONNX file to write (default: beside the checkpoint, same stem, .onnx; for a LeRobot "
+                             "checkpoint pretrained_model/model.onnx)")
+    lerobot = parser.add_argument_group("LeRobot checkpoints")
+    lerobot.add_argument("--robot", metavar="ROBOT",
+                         help="the robot the policy was trained on: so100, koch, upper_body or a robot TOML "
+                              "(required: LeRobot's files do not name the joints; its state and action are the "
+                              "robot's joints in group order)")
+    lerobot.add_argument("--units", choices=UNITS, default="range",
+                         help="range: the joints in the robot's own units (LeRobot's default, range_m100_100, "
+                              "gripper range_0_100); degrees: recorded with use_degrees (the gripper stays 0..100)")
+    lerobot.add_argument("--fps", type=float, metavar="HZ",
+                         help=f"the rate the policy was recorded at (default: the training config's env.fps, "
+                              f"else {DEFAULT_FPS:g}); actsac-run's default --fps")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help=f"ONNX opset version (default {DEFAULT_OPSET}; 17 up to what the installed onnx knows)")
     precision = parser.add_mutually_exclusive_group()
@@ -74,9 +92,84 @@ def main(argv=None) -> None:
         fail("interrupted; nothing written", 130)
 
 
+def default_output(checkpoint: Path, lerobot: bool) -> Path:
+    if not lerobot:
+        return checkpoint.with_suffix(".onnx")
+    from .lerobot.reader import pretrained_model_dir
+
+    return pretrained_model_dir(checkpoint) / "model.onnx"  # found by check_lerobot_options
+
+
+def check_lerobot_options(args: argparse.Namespace, lerobot: bool) -> None:
+    if args.robot and not args.checkpoint.exists():  # meant as a LeRobot directory
+        fail(f"{args.checkpoint}: no such file or directory")
+    if lerobot:
+        from .lerobot.reader import LeRobotError, pretrained_model_dir
+
+        try:
+            pretrained_model_dir(args.checkpoint)
+        except LeRobotError as exc:
+            fail(str(exc))
+    if lerobot and not args.robot:
+        fail(f"{args.checkpoint}: a LeRobot checkpoint does not name its joints: pass --robot (so100, koch, "
+             f"upper_body or a robot TOML)", 2)
+    if not lerobot:
+        given = [flag for flag, value in (("--robot", args.robot), ("--fps", args.fps),
+                                          ("--units", args.units != "range" or None)) if value]
+        if given:
+            fail(f"{given[0]} applies to LeRobot checkpoints (a directory); {args.checkpoint} is an actsac "
+                 f"checkpoint, which knows its robot", 2)
+    if args.fps is not None and not args.fps > 0:
+        fail(f"--fps {args.fps:g}: must be positive", 2)
+
+
+def load(args: argparse.Namespace, lerobot: bool):
+    """The Checkpoint to export: actsac's model.pt, or a LeRobot directory read for --robot."""
+    from actsac.policy import CheckpointError, load_checkpoint  # torch: imported only once the arguments are good
+
+    if not lerobot:
+        try:
+            return load_checkpoint(args.checkpoint)
+        except CheckpointError as exc:
+            fail(str(exc))
+    from actsac.drivers.errors import RobotSpecError
+    from actsac.drivers.robots import load_robot
+
+    from .lerobot.convert import load_lerobot
+    from .lerobot.reader import LeRobotError
+
+    try:
+        robot = load_robot(args.robot)
+    except RobotSpecError as exc:
+        fail(f"--robot: {exc}", 2)
+    try:
+        loaded = load_lerobot(args.checkpoint, robot, units=args.units, fps=args.fps)
+    except LeRobotError as exc:
+        fail(str(exc))
+    source = loaded.extra["source"]
+    joints = loaded.config.joint_names
+    named = ", ".join(joints) if len(joints) <= 8 else f"{joints[0]} ... {joints[-1]}"
+    print(f"LeRobot {source['policy'].upper()} ({source['layout']} layout) for robot '{robot.name}' "
+          f"({len(joints)} joints: {named}, in {args.units}), {loaded.config.control_hz:g} Hz"
+          f"{lerobot_execution_hint(source)}")
+    return loaded
+
+
+def lerobot_execution_hint(source: dict) -> str:
+    """How LeRobot executed the chunks, as actsac-run's options (an ACT)."""
+    coeff, steps = source.get("temporal_ensemble_coeff"), source.get("n_action_steps")
+    if coeff is not None:
+        return f"; LeRobot ensembled its chunks: actsac-run --exec ensemble --ensemble-coeff {coeff:g}"
+    if steps is not None and source["policy"] == "act":
+        return f"; LeRobot ran {steps} steps per chunk: actsac-run --exec chunk --n-action-steps {steps}"
+    return ""
+
+
 def run(args: argparse.Namespace) -> None:
     checkpoint: Path = args.checkpoint
-    out: Path = args.output or checkpoint.with_suffix(".onnx")
+    lerobot = looks_like_lerobot(checkpoint)
+    check_lerobot_options(args, lerobot)
+    out: Path = args.output or default_output(checkpoint, lerobot)
     import onnx  # here, not at the top: --help stays fast
 
     newest = onnx.defs.onnx_opset_version()
@@ -98,15 +191,10 @@ def run(args: argparse.Namespace) -> None:
         if reason:
             fail(f"--trt: {reason}", 2)
 
-    from actsac.policy import CheckpointError, load_checkpoint  # torch: imported only once the arguments are good
-
     from .onnx_export import export_onnx
     from .verify import VerificationError
 
-    try:
-        loaded = load_checkpoint(checkpoint)
-    except CheckpointError as exc:
-        fail(str(exc))
+    loaded = load(args, lerobot)
     try:
         result = export_onnx(loaded, out, opset=args.opset, batch=args.batch, precision=args.precision)
     except VerificationError as exc:

@@ -21,7 +21,9 @@ FORMAT_VERSION = 2  # the newest this actsac reads; 2 added cameras (a state-onl
 STATE_ONLY_VERSION = 1
 METADATA_KEY = "actsac"
 VERSION_KEY = "actsac.format_version"
-OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task", "cameras")  # null when absent
+# null when absent; files written before a field existed lack it
+OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task", "cameras", "stochastic", "source")
+OUTPUTS = ("action_mean", "action_log_std", "action")  # a deterministic model's graph has "action" only
 INPUT_NAME = "observation"
 IMAGE_INPUT_PREFIX = "image."  # one uint8 (B, H, W, 3) RGB input per camera: "image.<camera>"
 CAMERA_FORMAT = {"dtype": "uint8", "layout": "HWC", "color": "RGB"}  # what every image input takes
@@ -47,7 +49,7 @@ class ModelMetadata:
     action_groups: list[dict[str, Any]]  # [{"name", "joints": [...], "units": [...]}] in output order
     obs_stats: dict[str, Any] | None  # {"mode": "min_max"|"mean_std", "a": [...], "b": [...]}
     action_stats: dict[str, Any] | None
-    log_std_bounds: list[float]
+    log_std_bounds: list[float] | None  # null for a deterministic model
     task: dict[str, Any] | None
     checkpoint_sha256: str
     exporter: str  # e.g. "actsac 0.1.0, torch 2.13.0"
@@ -55,10 +57,28 @@ class ModelMetadata:
     precision: str  # "fp32" | "fp16" | "int8"
     # [{"name", "height", "width", "input": "image.<name>", "dtype": "uint8", "layout": "HWC", "color": "RGB"}]
     cameras: list[dict[str, Any]] | None = None
+    # False: no log-std (LeRobot's ACT), the graph's only output is ``action`` and --stochastic is refused
+    stochastic: bool | None = None
+    # where the weights came from when not actsac's training: {"framework": "lerobot", "policy": "act", ...}
+    source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.cameras is None or isinstance(self.cameras, tuple):
             self.cameras = list(self.cameras or [])  # anything else that is not a list: refused by _check
+        if self.stochastic is None:
+            self.stochastic = True
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The graph's outputs: (action_mean, action_log_std, action), or (action,) for a deterministic model."""
+        return OUTPUTS if self.stochastic else ("action",)
+
+    @property
+    def origin(self) -> str:
+        """"LeRobot act" for an imported policy, "actsac" for one trained here."""
+        if not self.source:
+            return "actsac"
+        return f"{self.source.get('framework', '?')} {self.source.get('policy', '?')}".strip()
 
     @property
     def camera_names(self) -> list[str]:
@@ -171,8 +191,10 @@ class ModelMetadata:
                  "entries need 'name', 'joints' and 'units'")
             need(len(group["joints"]) == len(group["units"]) > 0, "action_groups",
                  f"group '{group['name']}' needs one unit per joint")
-        need(isinstance(self.log_std_bounds, list) and len(self.log_std_bounds) == 2, "log_std_bounds",
-             "must be [min, max]")
+        need(isinstance(self.stochastic, bool), "stochastic", "must be true or false")
+        need(not self.stochastic or (isinstance(self.log_std_bounds, list) and len(self.log_std_bounds) == 2),
+             "log_std_bounds", "must be [min, max]")
+        need(self.source is None or isinstance(self.source, dict), "source", "must be an object or null")
         if self.observation_names is not None:
             need(len(self.observation_names) == self.state_dim, "observation_names",
                  f"has {len(self.observation_names)} names for state_dim {self.state_dim}")

@@ -59,7 +59,8 @@ class ExportedActor(nn.Module):
         if len(images) != len(self.camera_names):
             raise ValueError(f"{len(images)} images given for the cameras {self.camera_names}")
         mean, log_std = self.actor(observation, dict(zip(self.camera_names, images)) if images else None)
-        return mean, log_std, self.actor.to_robot_units(torch.tanh(mean))
+        action = self.actor.robot_action(mean)
+        return (action,) if log_std is None else (mean, log_std, action)  # no log-std: a deterministic actor
 
 
 @dataclass
@@ -90,8 +91,11 @@ def quiet_exporter():
 
 def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelMetadata:
     """The metadata of ``checkpoint``'s export. A state-only model is written as format version 1 (robots with
-    an older actsac still read it), a camera model as version 2 with its cameras."""
+    an older actsac still read it), a camera model as version 2 with its cameras. An imported policy
+    (``extra["source"]``) says where it came from, and a deterministic one (``extra["stochastic"]`` False)
+    has no log-std bounds."""
     config = checkpoint.config
+    stochastic = bool(checkpoint.extra.get("stochastic", True))
     stats = lambda s: None if s is None else {"mode": s.mode, "a": list(s.a), "b": list(s.b)}  # noqa: E731
     cameras = [{"name": c.name, "height": c.height, "width": c.width, "input": name, **CAMERA_FORMAT}
                for c, name in zip(config.cameras, image_input_names(config))]
@@ -103,15 +107,17 @@ def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelM
         action_groups=[{"name": g.name, "joints": list(g.joints), "units": list(g.units)}
                        for g in config.action_groups],
         obs_stats=stats(config.obs_stats), action_stats=stats(config.action_stats),
-        log_std_bounds=[float(config.log_std_min), float(config.log_std_max)],
+        log_std_bounds=[float(config.log_std_min), float(config.log_std_max)] if stochastic else None,
         task=checkpoint.extra.get("task"), checkpoint_sha256=file_sha256(checkpoint.path),
         exporter=f"actsac {__version__}, torch {torch.__version__.split('+')[0]}", opset=opset, precision=precision,
-        cameras=cameras)
+        cameras=cameras, stochastic=stochastic, source=checkpoint.extra.get("source"))
 
 
-def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET,
+            outputs: tuple[str, ...] = OUTPUTS) -> onnx.ModelProto:
     """Trace ``actor`` with the dynamo exporter; ``batch`` None gives a dynamic batch dim (1..MAX_BATCH), one
-    dim shared by the observation and every image input."""
+    dim shared by the observation and every image input. ``outputs``: the graph's output names (the metadata's
+    ``outputs``)."""
     config = actor.config
     size = batch or 2  # 2, not 1: a size-1 example would be specialised
     examples = (torch.zeros((size, *observation_shape(config))),
@@ -126,7 +132,7 @@ def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET) -> 
             dynamic["images"] = tuple({0: dim} for _ in config.cameras)
     with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(ExportedActor(actor).eval(), examples, None, input_names=names,
-                                    output_names=list(OUTPUTS), opset_version=opset, dynamic_shapes=dynamic,
+                                    output_names=list(outputs), opset_version=opset, dynamic_shapes=dynamic,
                                     external_data=False, dynamo=True, verbose=False)
     return program.model_proto
 
@@ -179,13 +185,15 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
 CONVERT = {"fp32": lambda model: model, "fp16": to_fp16, "int8": to_int8}
 
 
-def torch_outputs(actor: nn.Module, inputs: Inputs | np.ndarray) -> dict[str, np.ndarray]:
-    """PyTorch's outputs on ``{input name: array}`` (a bare observation array for a state-only actor)."""
+def torch_outputs(actor: nn.Module, inputs: Inputs | np.ndarray,
+                  outputs: tuple[str, ...] = OUTPUTS) -> dict[str, np.ndarray]:
+    """PyTorch's outputs on ``{input name: array}`` (a bare observation array for a state-only actor), named
+    ``outputs`` (the metadata's: a deterministic actor has ``action`` only)."""
     inputs = as_inputs(inputs)
     images = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in image_input_names(actor.config)]
     with torch.inference_mode():
         values = ExportedActor(actor)(torch.from_numpy(np.ascontiguousarray(inputs[INPUT_NAME])), *images)
-    return {name: value.numpy() for name, value in zip(OUTPUTS, values)}
+    return {name: value.numpy() for name, value in zip(outputs, values, strict=True)}
 
 
 def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET, batch: int | None = None,
@@ -205,7 +213,7 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
                 "layer's self-attention over the learned queries; exact; verified below)")
         else:
             log("graph: attention that cannot vary with the observation folded away (exact; verified below)")
-    model = to_onnx(graph, batch, opset)
+    model = to_onnx(graph, batch, opset, metadata.outputs)
     written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     if written != opset:  # the exporter falls back to another opset when it cannot convert to the one asked
         raise ValueError(f"opset {opset} asked, the exporter wrote opset {written}; choose {written} or "
@@ -217,7 +225,7 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
         entry.key, entry.value = key, value
 
     inputs, described = verification_inputs(metadata, multiple_of=batch or 1)
-    reference = torch_outputs(actor, inputs)
+    reference = torch_outputs(actor, inputs, metadata.outputs)
     tolerance = tolerances(metadata, TOLERANCE[precision])
     batches = [batch] if batch else [1, len(inputs[INPUT_NAME])]
 
@@ -225,8 +233,12 @@ def export_onnx(checkpoint: Checkpoint, out: Path, *, opset: int = DEFAULT_OPSET
         onnx.save_model(model, tmp)
         session = ort_session(tmp)
         log(f"verify ONNX Runtime vs PyTorch ({precision}) on {described}")
-        log(f" tolerance: {tolerance['action_mean']:.0e} on action_mean / action_log_std; action (robot units): "
-            f"that x the largest action half-range {action_half_range(metadata):g}")
+        if metadata.stochastic:
+            log(f" tolerance: {tolerance['action_mean']:.0e} on action_mean / action_log_std; action (robot units): "
+                f"that x the largest action half-range {action_half_range(metadata):g}")
+        else:  # only the action: no mean / log-std outputs
+            log(f" tolerance on action (robot units): {tolerance['action_mean']:.0e} x the largest action "
+                f"half-range {action_half_range(metadata):g}")
         for size in batches:
             errors = compare(reference, run_batched(session_runner(session), inputs, size), tolerance)
             log(f" batch {size}:")

@@ -13,9 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .metadata import INPUT_NAME, ModelMetadata
+from .metadata import INPUT_NAME, OUTPUTS, ModelMetadata  # noqa: F401  (OUTPUTS re-exported)
 
-OUTPUTS = ("action_mean", "action_log_std", "action")
 Inputs = dict[str, np.ndarray]
 # Max abs error allowed on action_mean / action_log_std (normalised space). The `action` output is in robot
 # units: its tolerance is this times the largest action half-range (the scale of the [-1, 1] -> units map).
@@ -141,9 +140,11 @@ def first_rows(inputs: Inputs | np.ndarray, n: int) -> Inputs:
 
 def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
             tolerance: dict[str, float]) -> list[OutputError]:
-    """Max abs error per output (NaN anywhere counts as an infinite error)."""
+    """Max abs error per output of ``reference`` (NaN anywhere counts as an infinite error)."""
     errors = []
-    for name in OUTPUTS:
+    for name in reference:
+        if name not in candidate:
+            raise VerificationError(f"{name}: missing from the outputs ({', '.join(candidate)})")
         ref, got = np.asarray(reference[name], np.float64), np.asarray(candidate[name], np.float64)
         if ref.shape != got.shape:
             raise VerificationError(f"{name}: shape {got.shape}, expected {ref.shape}")
@@ -154,9 +155,11 @@ def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
 
 
 def session_runner(session) -> Callable[[Inputs | np.ndarray], dict[str, np.ndarray]]:
-    """``inputs -> {output: array}`` for an ONNX Runtime session of an exported actor: ``inputs`` is
-    ``{input name: array}`` (every graph input) or, for a state-only model, the observation array."""
-    return lambda inputs: dict(zip(OUTPUTS, session.run(list(OUTPUTS), as_inputs(inputs))))
+    """``inputs -> {output: array}`` for an ONNX Runtime session of an exported actor (every output of the
+    graph): ``inputs`` is ``{input name: array}`` (every graph input) or, for a state-only model, the
+    observation array."""
+    names = [output.name for output in session.get_outputs()]
+    return lambda inputs: dict(zip(names, session.run(names, as_inputs(inputs))))
 
 
 def run_batched(run, inputs: Inputs | np.ndarray, batch: int) -> dict[str, np.ndarray]:
@@ -165,7 +168,7 @@ def run_batched(run, inputs: Inputs | np.ndarray, batch: int) -> dict[str, np.nd
     inputs = as_inputs(inputs)
     total = batch_size(inputs)
     parts = [run({name: value[i:i + batch] for name, value in inputs.items()}) for i in range(0, total, batch)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in OUTPUTS}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def check(errors: list[OutputError], what: str) -> None:

@@ -97,6 +97,10 @@ class Actor(nn.Module):
         """Map actions from the [-1, 1] space to robot units through the action statistics."""
         return self.action_norm.inverse(action)
 
+    def robot_action(self, mean: torch.Tensor) -> torch.Tensor:
+        """The deterministic action in robot units from the pre-tanh mean: what the graph's ``action`` is."""
+        return self.to_robot_units(torch.tanh(mean))
+
     def from_robot_units(self, action: torch.Tensor) -> torch.Tensor:
         return self.action_norm(action)
 

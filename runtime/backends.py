@@ -134,7 +134,7 @@ class TorchModel:
                        for camera, frame in images.items()}
         with torch.inference_mode():
             mean, log_std = self.actor(torch.from_numpy(np.asarray(observation, np.float32)[None]), tensors)
-            action = self.actor.to_robot_units(torch.tanh(mean))
+            action = self.actor.robot_action(mean)
         values = {"action": action, "action_mean": mean, "action_log_std": log_std}
         return {name: values[name][0].numpy() for name in outputs}
 

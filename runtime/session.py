@@ -69,7 +69,8 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     cfg.check_outputs(model_path)
     infer = make_infer(open_backend(cfg.backend, model_path, cfg.threads, metadata), metadata, cfg.stochastic,
                        cfg.seed)
-    log(f"actsac-run: {model_path.name} ({metadata.actor}, chunk {metadata.chunk_size}, "
+    kind = metadata.origin if metadata.source else metadata.actor  # "lerobot act" for an imported policy
+    log(f"actsac-run: {model_path.name} ({kind}, chunk {metadata.chunk_size}, "
         f"{metadata.action_dim} joints) on {spec.name} at {fps:g} Hz, {cfg.exec_mode} mode, {cfg.backend} backend")
     with contextlib.ExitStack() as stack:
         refused = stack.enter_context(realtime_priority(cfg.realtime))

@@ -119,8 +119,8 @@ def test_failed_verification_leaves_nothing(tmp_path, monkeypatch):
 
     real = onnx_export.torch_outputs
 
-    def shifted(actor, observations):
-        out = real(actor, observations)
+    def shifted(actor, observations, outputs):
+        out = real(actor, observations, outputs)
         out["action_mean"] = out["action_mean"] + 1e-3
         return out
 

@@ -12,6 +12,7 @@ from actsac.policy.critic import CriticEnsemble
 from actsac.policy.replay import Episode, SequenceReplay, sample_batch
 from actsac.policy.vision import (FrozenBatchNorm2d, ImageNormalizer, ResNet18Backbone, SmallCNN,
                                   load_torchvision_weights, sinusoidal_position_2d)
+from tests.export.lerobot.backbone import resnet18_shapes
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
@@ -37,26 +38,9 @@ def images_for(config: PolicyConfig, batch: int = 2, value: int | None = None, s
 # 512 channels, the first block of layer2..4 with stride 2 and a downsample (1x1 conv, bn); fc 512 -> 1000.
 # 11,689,512 parameters in all (the documented figure).
 def torchvision_resnet18_tensors() -> dict[str, tuple[int, ...]]:
-    tensors: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
-
-    def bn(prefix: str, c: int) -> None:
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            tensors[f"{prefix}.{name}"] = (c,)
-        tensors[f"{prefix}.num_batches_tracked"] = ()
-
-    bn("bn1", 64)
-    c_in = 64
-    for layer, c in zip(range(1, 5), (64, 128, 256, 512)):
-        for block in range(2):
-            p = f"layer{layer}.{block}"
-            tensors[f"{p}.conv1.weight"] = (c, c_in if block == 0 else c, 3, 3)
-            bn(f"{p}.bn1", c)
-            tensors[f"{p}.conv2.weight"] = (c, c, 3, 3)
-            bn(f"{p}.bn2", c)
-            if block == 0 and layer > 1:
-                tensors[f"{p}.downsample.0.weight"] = (c, c_in, 1, 1)
-                bn(f"{p}.downsample.1", c)
-        c_in = c
+    tensors = dict(resnet18_shapes())
+    for norm in [k.removesuffix(".running_var") for k in tensors if k.endswith(".running_var")]:
+        tensors[f"{norm}.num_batches_tracked"] = ()
     tensors["fc.weight"], tensors["fc.bias"] = (1000, 512), (1000,)
     return tensors
 
