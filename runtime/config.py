@@ -66,6 +66,8 @@ class RunConfig:
     summary_json: Path | None = option(None, "write the end-of-run summary here", metavar="FILE")
     realtime: bool = option(False, "run with SCHED_FIFO priority, as chrt -f does (Linux; needs root, "
                                    "CAP_SYS_NICE or an rtprio limit; otherwise the run continues at normal priority)")
+    status: bool | None = option(None, "a live status line (rate, misses, inference, errors), refreshed twice a "
+                                       "second (default: on when the output is a terminal)")
     safety: SafetySettings = field(default_factory=SafetySettings)  # the "safety" group of options
 
     def validate(self) -> None:

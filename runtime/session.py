@@ -8,6 +8,7 @@ in the robot's safe stop (hold the present pose for ``stop_hold_s``, then torque
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from typing import Callable
@@ -32,6 +33,7 @@ from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
 from .safety import CommandFilter, SafetyStop
 from .signals import stop_on_signals
+from .status import StatusLine
 
 EXIT_OK = 0  # the run ended as asked (--duration reached)
 EXIT_USER_ERROR = 1  # refused before torque was enabled (bad model, robot, port, calibration...)
@@ -43,7 +45,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str], None] = print,
         sim: SimOptions | None = None) -> dict:
     """Run to the end; returns the summary (``exit_code`` in it). ``sim`` sets the simulator up when
-    ``cfg.port`` is None. Raises OptionError or RunRefused before torque is on."""
+    ``cfg.port`` is None. Raises OptionError or RunRefused before torque is on. ``cfg.status`` None: the
+    live status line is on when stdout is a terminal."""
     cfg.validate()
     stop = stop or threading.Event()
     spec = robot_spec(cfg.robot)
@@ -78,8 +81,10 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
             log(f"actsac-run: running at normal priority: {refused}")
         robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed,
                                                cameras=metadata.cameras, camera_sources=camera_sources))
+        live = sys.stdout.isatty() if cfg.status is None else cfg.status
         session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log,
-                           goal_joints=goal_joints, scene_goals=scene_goals)
+                           goal_joints=goal_joints, scene_goals=scene_goals,
+                           status=StatusLine(sys.stdout, fps) if live else None)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused
     log(format_table(summary))
@@ -92,8 +97,10 @@ class _Session:
     """The hardware part of a run, split out so every path through it ends in the robot's safe stop."""
 
     def __init__(self, cfg: RunConfig, robot, metadata, names, goals, executor, infer, fps: float, log, *,
-                 goal_joints: list[str], scene_goals: bool):
-        self.cfg, self.robot, self.metadata, self.log = cfg, robot, metadata, log
+                 goal_joints: list[str], scene_goals: bool, status: StatusLine | None = None):
+        self.cfg, self.robot, self.metadata = cfg, robot, metadata
+        self.status = status
+        self.log = log if status is None else self._log_below_status(log, status)
         self.goal_joints, self.scene_goals = goal_joints, scene_goals
         self.names, self.goals, self.executor, self.infer = names, goals, executor, infer
         self.fps, self.period_s = fps, 1.0 / fps
@@ -103,6 +110,14 @@ class _Session:
                           max_failures=cfg.safety.max_bus_failures)
         self.controller = self.worker = self.loop = self.recorder = self.cameras = None
         self.stats = RunStats()
+
+    @staticmethod
+    def _log_below_status(log, status: StatusLine):
+        """A log line erases the live line first (it is redrawn at its next refresh), never writes over it."""
+        def write(line: str) -> None:
+            status.clear()
+            log(line)
+        return write
 
     def run(self, stop: threading.Event) -> dict:
         try:
@@ -127,6 +142,8 @@ class _Session:
                 ended = "stopped"
             else:
                 self.robot.activate()
+                if self.status is not None:
+                    self.status.start()
                 ended = self.loop.run(stop, duration_s=self.cfg.duration_s)
             if ended == "stopped":
                 reason, code = f"interrupted ({signals[-1] if signals else 'stop requested'})", EXIT_INTERRUPTED
@@ -141,6 +158,8 @@ class _Session:
         except Exception as exc:  # noqa: BLE001 (reported in one line, the robot still reaches the safe state)
             reason, code = f"error: {type(exc).__name__}: {first_line(exc)}", EXIT_ERROR
         finally:
+            if self.status is not None:
+                self.status.stop()
             safe = self.robot.safe_stop(self.cfg.safety.stop_hold_s)
             if "TORQUE OFF FAILED" in safe:
                 self.log(f"actsac-run: WARNING: could not turn torque off: {safe}")
@@ -179,6 +198,8 @@ class _Session:
             self.recorder = RunRecorder(self.cfg.record, self.joints, header)
             self.recorder.attach_cameras(self.robot.cameras)
         self.loop = ControlLoop(self.io, self.controller, self.period_s, self.clock, on_tick=self._on_tick)
+        if self.status is not None:
+            self.status.attach(self.loop, self.controller, self.io)
 
     def _camera_max_age(self) -> dict[str, float]:
         """--camera-max-age-s, else two frame periods of each camera."""
@@ -192,6 +213,8 @@ class _Session:
         self.stats.on_tick(rec)
         if self.recorder is not None:
             self.recorder.on_tick(rec)
+        if self.status is not None:
+            self.status.on_tick(rec)
 
     def _report(self, reason: str, code: int, safe: str) -> dict:
         try:
