@@ -73,6 +73,8 @@ class MotorBus:
                     problems.append(f"{name} (ID {motor.id}) is model number {number}, expected "
                                     f"{expected.model_number} ({expected.name})")
                     bad.append(name)
+            if len(bad) == len(self.motors) and not any("model number" in p for p in problems):
+                raise ConnectError(self._silence_message(), port=self.port)
             if problems:
                 raise ConnectError("; ".join(problems), port=self.port, motors=bad)
             self._after_connect()
@@ -80,6 +82,13 @@ class MotorBus:
             self._close()
             raise
         self._connected = True
+
+    def _silence_message(self) -> str:
+        """No motor answered: one short line with the likely causes in order, not one timeout per motor."""
+        ids = sorted(m.id for m in self.motors.values())
+        return (f"no motor answered a {self.spec.family} ping at {self.spec.baudrate} baud (IDs {ids[0]}..{ids[-1]}): "
+                f"the servo power is off, the port holds another kind of bus (a wrong --robot: "
+                f"{self.spec.family} expected), the baud rate differs, or the adapter / cable is wrong")
 
     def disconnect(self, disable_torque: bool = True) -> None:
         """Turn torque off (by default) on every motor, then close the port, even when the first step fails."""

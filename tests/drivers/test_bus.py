@@ -166,6 +166,23 @@ def test_another_program_cannot_open_the_port_while_a_bus_holds_it(bus, sim_robo
         bus.connect()
 
 
+def test_a_bus_of_the_other_protocol_is_one_short_line(sim_robot):
+    """koch's Dynamixel bus on the so100's Feetech port (and the other way round): no motor answers at all,
+    which says one thing, not six ping timeouts."""
+    from actsac.drivers.bus import make_bus
+    from actsac.drivers.robots import load_robot
+
+    spec, ports = sim_robot
+    other = load_robot("koch" if spec.name == "so100" else "so100").buses[0]
+    bus = make_bus(other, ports[spec.buses[0].name], timeout_s=0.01)
+    with pytest.raises(ConnectError) as info:
+        bus.connect()
+    message = str(info.value)
+    assert f"no motor answered a {other.family} ping" in message and "a wrong --robot" in message
+    assert "\n" not in message and len(message) < 300 and "gave no valid answer" not in message
+    assert not bus.is_connected
+
+
 def test_missing_and_wrong_motors_are_named(sim_robot):
     spec, ports = sim_robot
     bus_spec = spec.buses[0]
