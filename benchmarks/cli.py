@@ -106,7 +106,8 @@ class BusOptions:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes as one line (and exit code 2), like every other user mistake here."""
+    """Usage mistakes as one line (and exit code 2); a file that is missing or cannot be written is exit 1, as in
+    actsac-run and actsac-export."""
 
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see actsac-bench --help)", EXIT_USAGE)
@@ -185,7 +186,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--robot: several robots are for --bus on the simulator; --loop and --port take one")
     for path in (args.model, args.loop_model, args.calibration):
         if path is not None and not path.is_file() and not (path is args.loop_model and str(path) in EXAMPLES):
-            p.error(f"{path}: no such file")
+            fail(f"{path}: no such file")  # a file problem: exit 1, as in actsac-run and actsac-export
     if args.plot and not args.model:
         p.error("--plot draws the model latencies: give a model to time")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
@@ -196,7 +197,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
     for flag, out in (("--json", args.json), ("--plot", args.plot)):
         problem = None if out is None else output_problem(out, inputs)
         if problem:
-            p.error(f"{flag} {out}: {problem}")
+            fail(f"{flag} {out}: {problem}")
     if args.json and args.plot and args.json.resolve() == args.plot.resolve():
         p.error(f"--json and --plot both name {args.json}: give two different files")
 

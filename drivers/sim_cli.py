@@ -13,7 +13,7 @@ from actsac._cli import fail
 EXAMPLES = """examples:
   actsac-sim --robot so100
   actsac-sim --robot koch --hand sweep            # torque-off joints sweep their range (for calibration)
-  actsac-sim --robot robots/upper_body.toml --drop 0.01 --corrupt 0.01 --seed 3
+  actsac-sim --robot upper_body --drop 0.01 --corrupt 0.01 --seed 3
   actsac-sim --robot so100 --silent elbow_flex:5 --hw-error gripper:overload
 """
 

@@ -136,6 +136,20 @@ def test_flops_match_a_hand_count(actors):
     assert "MatMul/Gemm" in note and "unresolved" not in note
 
 
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_flops_of_fp16_and_int8_graphs_are_the_fp32_count(actors, tmp_path, precision):
+    """The fp16 converter appends its input casts after the nodes that read them and keeps symbolic shapes;
+    int8 graphs multiply with MatMulInteger: both once counted 0 FLOPs."""
+    from actsac.export.onnx_export import export_onnx
+    from actsac.policy import load_checkpoint
+
+    exported = export_onnx(load_checkpoint(actors["act"].with_suffix(".pt")), tmp_path / f"act-{precision}.onnx",
+                           precision=precision, log=lambda _: None).path
+    flops, note = onnx_flops(exported)
+    assert flops == onnx_flops(actors["act"])[0] == 754_176
+    assert "unresolved" not in note
+
+
 BLOCKER = BLOCK_TORCH_AND_ONNX + textwrap.dedent("""
     from actsac.bench.cli import main
     try:
@@ -239,13 +253,13 @@ def test_bus_cycle_of_several_robots(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message, code", [
-    (["{tmp}/missing.onnx"], "missing.onnx: no such file", 2),
+    (["{tmp}/missing.onnx"], "missing.onnx: no such file", 1),
     (["{act}", "--backends", "ort,cuda"], "unknown backend 'cuda'", 2),
     (["{act}", "--backends", ","], "no backend given", 2),
     (["{act}", "--iters", "0"], "--iters: must be >= 1", 2),
-    (["{act}", "--json", "{tmp}/no/such/dir/out.json"], "does not exist", 2),
-    (["{act}", "--json", "{tmp}"], "--json {tmp}: is a directory", 2),
-    (["{act}", "--plot", "{tmp}"], "--plot {tmp}: is a directory", 2),
+    (["{act}", "--json", "{tmp}/no/such/dir/out.json"], "does not exist", 1),
+    (["{act}", "--json", "{tmp}"], "--json {tmp}: is a directory", 1),
+    (["{act}", "--plot", "{tmp}"], "--plot {tmp}: is a directory", 1),
     (["{act}", "--json", "{tmp}/out", "--plot", "{tmp}/out"], "--json and --plot both name", 2),
     (["{tmp}/garbage.onnx"], "garbage.onnx: not a readable ONNX file", 1),
     (["--compare", "{tmp}/bad.json"], "bad.json: not valid JSON", 1),
@@ -255,7 +269,7 @@ def test_bus_cycle_of_several_robots(tmp_path, capsys):
     (["--compare", "{tmp}/bad.json", "--json", "{tmp}/out.json"], "--compare only reads result files", 2),
     (["--compare", "{tmp}/bad.json", "--plot", "{tmp}/out.png"], "--compare only reads result files", 2),
     (["--plot", "{tmp}/x.png", "--loop"], "--plot draws the model latencies", 2),
-    (["--loop", "--model", "{tmp}/missing.onnx"], "missing.onnx: no such file", 2),
+    (["--loop", "--model", "{tmp}/missing.onnx"], "missing.onnx: no such file", 1),
     (["--loop", "--fps", "0"], "--fps: must be positive", 2),
     (["--loop", "--duration", "inf"], "--duration: must be positive and finite", 2),
     (["--loop", "--robot", "nosuch"], "unknown robot 'nosuch'", 1),
@@ -290,7 +304,7 @@ def test_an_output_never_overwrites_an_input(actors, tmp_path, capsys, argv, opt
     link.symlink_to(model)
     before = model.read_bytes()
     code, _, err = bench([a.format(model=model, link=link) for a in argv], capsys)
-    assert code == 2 and err.startswith(f"error: {option} ") and "is an input of this run" in err, err
+    assert code == 1 and err.startswith(f"error: {option} ") and "is an input of this run" in err, err
     assert err.count("\n") == 1 and model.read_bytes() == before
 
 
