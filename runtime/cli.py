@@ -10,13 +10,17 @@ import argparse
 import signal
 import sys
 
-from actsac._cli import fail
-from actsac.drivers.sim import SimOptions
-from actsac.options import OptionError, add_options, from_args
+try:  # Ctrl-C while these load (about 0.1 s) is an interrupt before anything is powered, not a traceback
+    from actsac._cli import fail
+    from actsac.drivers.sim import SimOptions
+    from actsac.options import OptionError, add_options, from_args
 
-from .config import RunConfig
-from .errors import RunRefused
-from .session import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SAFETY_STOP, EXIT_USER_ERROR, run
+    from .config import RunConfig
+    from .errors import RunRefused
+    from .session import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SAFETY_STOP, EXIT_USER_ERROR, run
+except KeyboardInterrupt:
+    sys.stderr.write("error: interrupted: the motors are not powered\n")
+    raise SystemExit(130) from None
 
 EXIT_USAGE = 2
 

@@ -94,3 +94,17 @@ def test_a_killed_run_loses_at_most_the_last_second_of_log(reach_onnx, tmp_path)
             proc.wait()
     rows = [json.loads(line) for line in log.read_text().splitlines()]  # whole lines only, even after a kill
     assert sum("tick" in r for r in rows) >= seen + 30
+
+
+# SIGINT from a timer started before actsac.runtime.cli is imported: it lands while its modules load.
+EARLY_CTRL_C = ("import os, signal, sys; signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT)); "
+                "signal.setitimer(signal.ITIMER_REAL, float(sys.argv[1])); "
+                "from actsac.runtime.cli import main; main(['--duration', '5'])")
+
+
+@pytest.mark.parametrize("delay_s", [0.02, 0.05, 0.1])
+def test_ctrl_c_while_the_modules_load_is_an_interrupt_not_a_traceback(delay_s):
+    result = subprocess.run([sys.executable, "-c", EARLY_CTRL_C, str(delay_s)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == EXIT_INTERRUPTED, result.stderr
+    assert "Traceback" not in result.stderr and "interrupted" in result.stderr
