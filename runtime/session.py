@@ -32,6 +32,7 @@ from .recorder import RunRecorder
 from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
 from .safety import CommandFilter, SafetyStop
+from .sanity import action_scale, check_goal, rate_warnings, stochastic_warning
 from .signals import stop_on_signals
 from .status import StatusLine
 
@@ -70,8 +71,8 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     ports = robot_ports(spec, cfg.port)
     calibration = load_run_calibration(cfg.calibration, spec, real_port=ports is not None)
     cfg.check_outputs(model_path)
-    infer = make_infer(open_backend(cfg.backend, model_path, cfg.threads, metadata), metadata, cfg.stochastic,
-                       cfg.seed)
+    model = open_backend(cfg.backend, model_path, cfg.threads, metadata)
+    infer = make_infer(model, metadata, cfg.stochastic, cfg.seed)
     kind = metadata.origin if metadata.source else metadata.actor  # "lerobot act" for an imported policy
     log(f"actsac-run: {model_path.name} ({kind}, chunk {metadata.chunk_size}, "
         f"{metadata.action_dim} joints) on {spec.name} at {fps:g} Hz, {cfg.exec_mode} mode, {cfg.backend} backend")
@@ -81,9 +82,14 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
             log(f"actsac-run: running at normal priority: {refused}")
         robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed,
                                                cameras=metadata.cameras, camera_sources=camera_sources))
+        if cfg.goal is not None and goal_joints:  # refused before torque, against the calibrated ranges
+            low, high = robot.joint_limits(goal_joints)
+            units = [spec.motor(j).norm_mode for j in goal_joints]
+            for warning in check_goal(cfg.goal, goal_joints, low, high, units, metadata.task):
+                log(f"actsac-run: warning: {warning}")
         live = sys.stdout.isatty() if cfg.status is None else cfg.status
         session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log,
-                           goal_joints=goal_joints, scene_goals=scene_goals,
+                           goal_joints=goal_joints, scene_goals=scene_goals, model=model,
                            status=StatusLine(sys.stdout, fps) if live else None)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused
@@ -97,8 +103,8 @@ class _Session:
     """The hardware part of a run, split out so every path through it ends in the robot's safe stop."""
 
     def __init__(self, cfg: RunConfig, robot, metadata, names, goals, executor, infer, fps: float, log, *,
-                 goal_joints: list[str], scene_goals: bool, status: StatusLine | None = None):
-        self.cfg, self.robot, self.metadata = cfg, robot, metadata
+                 goal_joints: list[str], scene_goals: bool, model=None, status: StatusLine | None = None):
+        self.cfg, self.robot, self.metadata, self.model = cfg, robot, metadata, model
         self.status = status
         self.log = log if status is None else self._log_below_status(log, status)
         self.goal_joints, self.scene_goals = goal_joints, scene_goals
@@ -169,19 +175,30 @@ class _Session:
 
     def _prepare(self) -> None:
         """Warm the model up on the present pose, then build the controller, the recorder and the loop."""
+        t0 = time.perf_counter()
         start = self.io.read_now()
+        bus_read_s = time.perf_counter() - t0
         goal = None if self.goals is None else self.goals.segment(0.0)[1]
         if self.scene_goals:
             self.robot.show_goal(goal)
         history = self.metadata.history
         frames = {name: frame.image for name, frame in self.robot.read_frames().items()} or None
-        latency = warm_up(self.infer, ObservationBuilder(self.names, self.joints, history).build(start, goal),
-                          images=frames)
+        observation = ObservationBuilder(self.names, self.joints, history).build(start, goal)
+        latency = warm_up(self.infer, observation, images=frames)
+        driven = self.metadata.joint_names
+        command_filter = CommandFilter.for_robot(self.robot, driven, self.cfg.safety.max_step)
+        warnings = rate_warnings(self.fps, self.metadata.control_hz, bus_read_s, latency, self.metadata.chunk_size,
+                                 self.cfg.exec_mode)
+        if self.cfg.stochastic and self.model is not None:
+            out = self.model(observation, ["action_mean", "action_log_std"], frames)
+            warnings.append(stochastic_warning(out["action_mean"], out["action_log_std"],
+                                               action_scale(self.metadata), command_filter.max_step))
+        for warning in filter(None, warnings):
+            self.log(f"actsac-run: warning: {warning}")
         if self.robot.cameras:
             self.cameras = CameraGate(self.robot, self.metadata.camera_names,
                                       max_age_s=self._camera_max_age(), frozen_s=self.cfg.safety.camera_frozen_s,
                                       stall_timeout_s=self.cfg.safety.stall_timeout_s)
-        driven = self.metadata.joint_names
         self.worker = InferenceWorker(self.infer)
         self.controller = Controller(
             executor=self.executor, worker=self.worker,
@@ -189,7 +206,7 @@ class _Session:
             goals=self.goals, cameras=self.cameras, goal_index=[self.joints.index(j) for j in self.goal_joints],
             show_goal=self.robot.show_goal if self.scene_goals else None,
             driven=[self.joints.index(j) for j in driven],
-            command_filter=CommandFilter.for_robot(self.robot, driven, self.cfg.safety.max_step),
+            command_filter=command_filter,
             period_s=self.period_s, ramp_s=self.cfg.safety.ramp_s,
             stall_timeout_s=self.cfg.safety.stall_timeout_s, initial_latency_s=latency)
         if self.cfg.record is not None:

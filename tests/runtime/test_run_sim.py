@@ -100,9 +100,11 @@ def test_composite_robot_on_three_simulated_buses(tmp_path):
     assert summary["goals"][0]["final_error"] < 2.0  # every joint of all three buses reached its goal
 
 
-def test_soft_start_step_limits_and_joint_limits(reach_onnx, tmp_path):
-    goal = [150.0, -150.0, 60.0, -60.0, 0.0, 120.0]  # beyond the calibrated ranges on purpose
-    summary, _ = run_bounded(model=reach_onnx, goal=goal, duration_s=2.0, fps=30, record=tmp_path,
+def test_soft_start_step_limits_and_joint_limits(tmp_path):
+    # beyond the calibrated ranges on purpose: a task goal (a --goal like it is refused before the run)
+    goal = [150.0, -150.0, 60.0, -60.0, 0.0, 120.0]
+    model = reach_model(tmp_path / "beyond.onnx", gain=3.0, task={"name": "beyond", "goals": [goal]})
+    summary, _ = run_bounded(model=model, duration_s=2.0, fps=30, record=tmp_path,
                              safety=SafetySettings(ramp_s=0.5, max_step=4.0, stop_hold_s=0.1))
     assert summary["exit_code"] == EXIT_OK and summary["clamped_commands"] > 0
     _, ticks, _ = read_ticks(tmp_path)
