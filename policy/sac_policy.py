@@ -101,6 +101,9 @@ class SACConfig:
     dropout: float = 0.0
     actor_hidden_dims: list[int] = field(default_factory=lambda: [256, 256])  # MLP actor
     action_groups: dict[str, int] | None = None  # e.g. {"arm": 14, "torso": 6, "hand": 12}; None = one group
+    # the robot the policy drives (so100, koch, upper_body or a robot TOML): its groups, joint names and units
+    # (torso joints in degrees...) become the actor's, so actsac-run accepts the export on that robot
+    robot: str | None = None
     vision_backbone: str = "small_cnn"  # "small_cnn" | "resnet18", for VISUAL input features
     log_std_min: float = -5.0
     log_std_max: float = 2.0
@@ -155,11 +158,14 @@ class SACConfig:
                                      ("q_aggregation", Q_AGGREGATES, self.q_aggregation)):
             if value not in allowed:
                 raise ConfigError(f"{name}: '{value}' is not one of {', '.join(allowed)}")
-        groups = self.action_groups or {"action": self.action_dim}
-        if sum(groups.values()) != self.action_dim:
-            raise ConfigError(f"action_groups: {dict(groups)} add up to {sum(groups.values())}, "
-                              f"but output_features['action'] has {self.action_dim} dims")
-        action_groups = [ActionGroup(name, [f"{name}_{i}" for i in range(dim)]) for name, dim in groups.items()]
+        if self.robot is not None:
+            action_groups = robot_action_groups(self.robot, self.action_groups, self.action_dim)
+        else:
+            groups = self.action_groups or {"action": self.action_dim}
+            if sum(groups.values()) != self.action_dim:
+                raise ConfigError(f"action_groups: {dict(groups)} add up to {sum(groups.values())}, "
+                                  f"but output_features['action'] has {self.action_dim} dims")
+            action_groups = [ActionGroup(name, [f"{name}_{i}" for i in range(dim)]) for name, dim in groups.items()]
         stats = self.dataset_stats or {}
         unknown = sorted(set(stats) - {STATE_KEY, ACTION_KEY, *self.camera_keys})
         if unknown:
@@ -207,6 +213,27 @@ class SACConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SACConfig":
         return cls(**data)
+
+
+def robot_action_groups(robot: str, expected: dict[str, int] | None, action_dim: int) -> list[ActionGroup]:
+    """The robot definition's action groups with its joint names and each motor's unit; ``expected`` (the
+    config's action_groups, when given) must agree with them."""
+    from actsac.drivers.errors import RobotSpecError
+    from actsac.drivers.robots import load_robot
+
+    try:
+        spec = load_robot(robot)
+    except RobotSpecError as exc:
+        raise ConfigError(f"robot: {exc}") from None
+    groups = [ActionGroup(name, list(joints), [spec.motor(j).norm_mode for j in joints]) for name, joints in spec.groups]
+    sizes = {g.name: g.dim for g in groups}
+    described = ", ".join(f"{name} {dim}" for name, dim in sizes.items())
+    if sum(sizes.values()) != action_dim:
+        raise ConfigError(f"robot: '{spec.name}' drives {sum(sizes.values())} joints ({described}), but "
+                          f"output_features['action'] has {action_dim} dims")
+    if expected is not None and dict(expected) != sizes:
+        raise ConfigError(f"action_groups: {dict(expected)} differ from robot '{spec.name}''s groups ({described})")
+    return groups
 
 
 def _feature(value, where: str) -> PolicyFeature:

@@ -219,3 +219,36 @@ def test_visual_feature_without_statistics_is_refused():
     with pytest.raises(ConfigError, match=r"dataset_stats\['observation.images.front'\]: .*no image statistics"):
         make_config(input_features={"observation.state": PolicyFeature(FeatureType.STATE, (10,)),
                                     "observation.images.front": PolicyFeature(FeatureType.VISUAL, (3, 32, 48))})
+
+
+def upper_body_config(**overrides) -> SACConfig:
+    return SACConfig(input_features={"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(32,))},
+                     output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(32,))},
+                     **{**SMALL, "robot": "upper_body", **overrides})
+
+
+def test_a_robot_gives_the_groups_joints_and_units_and_actsac_run_accepts_the_export(tmp_path):
+    """SACConfig(robot=...): the upper body's arm 14 / torso 6 (degrees) / hand 12, so the export passes
+    actsac-run's model-vs-robot check (with generic joint names and one unit it was refused)."""
+    from actsac.drivers.robots import load_robot
+    from actsac.export.onnx_export import export_onnx
+    from actsac.runtime.observation import check_model_against_robot
+
+    policy = SACPolicy(upper_body_config(action_groups={"arm": 14, "torso": 6, "hand": 12}))
+    groups = policy.policy_config.action_groups
+    assert [(g.name, g.dim) for g in groups] == [("arm", 14), ("torso", 6), ("hand", 12)]
+    assert groups[1].joints[0] == "torso_0" and set(groups[1].units) == {"degrees"}
+    policy.save_pretrained(tmp_path / "ub")
+    result = export_onnx(load_checkpoint(tmp_path / "ub" / "model.pt"), tmp_path / "ub.onnx", log=lambda line: None)
+    check_model_against_robot(result.metadata, load_robot("upper_body"), "ub.onnx")  # raises RunRefused if not
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(action_groups={"arm": 16, "torso": 6, "hand": 10}), "differ from robot 'upper_body''s groups"),
+    (dict(robot="so100"), "robot: 'so100' drives 6 joints (arm 6), but output_features['action'] has 32 dims"),
+    (dict(robot="nosuch"), "robot: unknown robot 'nosuch'"),
+])
+def test_a_robot_that_does_not_fit_is_named(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]")):
+        upper_body_config(**overrides)
