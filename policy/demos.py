@@ -11,8 +11,10 @@ Layout (``numpy.savez``; N transitions, E episodes, S = state_dim, A = action_di
     images.<camera> (N, H, W, 3) uint8  RGB frame of each observation, one array per camera of the policy
 
 Episodes not ending in a terminal are treated as cut by a time limit. A terminal anywhere but on the last
-transition of its episode is refused. LeRobot datasets (parquet) would need pyarrow, which actsac does not
-depend on: convert them to this layout.
+transition of its episode is refused. With min / max action statistics (the joint ranges: [-100, 100] for
+range_m100_100, [0, 100] for range_0_100...), an action beyond its joint's range by more than a tenth of the
+range (e.g. 1000: another unit) is refused; closer ones are clipped (an expert at a joint limit). LeRobot
+datasets (parquet) would need pyarrow, which actsac does not depend on: convert them to this layout.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .replay import Episode
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "episode_ends")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger values become inf when converted for training
+RANGE_SLACK = 0.1  # of a joint's range: actions past it by more are refused, closer ones clipped
 
 
 class DemoError(ValueError):
@@ -47,9 +50,10 @@ def _normalise(actions: np.ndarray, stats: NormStats | None) -> np.ndarray:
 
 def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, action_stats: NormStats | None,
                    observation_names: list[str] | None = None, chunk_size: int | None = None,
-                   cameras=()) -> list[Episode]:
-    """Episodes with actions in the normalised space; raises DemoError with a one-line message. With
-    ``chunk_size`` (H), also refuses files from which ``SequenceReplay(H)`` could sample no chunk."""
+                   cameras=(), action_names: list[str] | None = None) -> list[Episode]:
+    """Episodes with actions in the normalised space; raises DemoError with a one-line message (naming the
+    joint from ``action_names`` when given). With ``chunk_size`` (H), also refuses files from which
+    ``SequenceReplay(H)`` could sample no chunk."""
     path = Path(path)
     if path.suffix == ".parquet" or path.is_dir():
         raise DemoError(f"{path}: LeRobot parquet datasets need pyarrow, which is not installed; "
@@ -96,6 +100,16 @@ def load_npz_demos(path: str | os.PathLike, state_dim: int, action_dim: int, act
         need(bool(np.all(np.isfinite(arrays[key]))), key, "has NaN or infinite values")
         need(bool(np.all(np.abs(arrays[key]) <= FLOAT32_MAX)), key,
              f"has values beyond the float32 range (|x| > {FLOAT32_MAX:.3g})")
+    if action_stats is not None and action_stats.mode == "min_max":
+        low, high = np.array(action_stats.a), np.array(action_stats.b)
+        slack = RANGE_SLACK * (high - low)
+        outside = (actions < low - slack) | (actions > high + slack)
+        if outside.any():
+            i, j = np.argwhere(outside)[0]
+            joint, n = f"'{action_names[j]}'" if action_names else str(j), int(outside.sum())
+            need(False, "actions", f"has {actions[i, j]:g} at index {i} for joint {joint}, outside its range "
+                                   f"[{low[j]:g}, {high[j]:g}] ({n} such value{'s' * (n > 1)}): are the actions "
+                                   f"in the joints' units?")
     if "observation_names" in arrays and observation_names is not None:
         names = [str(s) for s in np.atleast_1d(arrays["observation_names"])]
         need(names == list(observation_names), "observation_names", f"is {names}, expected {observation_names}")

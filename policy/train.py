@@ -4,7 +4,8 @@ so100-reach (the goal in the state) or so100-visual-reach (the goal only in the 
 ``TrainConfig`` holds every setting (its field help is the ``actsac-train`` help); ``train(config)`` runs it,
 evaluates every ``eval_every`` updates, and writes the checkpoint (atomically), a metrics CSV and a learning
 curve PNG next to it. Every RNG is seeded from ``config.seed``. Ctrl-C stops early and still writes the
-checkpoint of the best evaluated actor so far.
+checkpoint of the best evaluated actor so far; before the first evaluation, the actor of the last whole update
+is evaluated once and saved with its score (before the first whole update, nothing is written).
 """
 
 from __future__ import annotations
@@ -279,6 +280,21 @@ def evaluate(actor: Actor, task: tasks.ReachTask, seed: int) -> dict[str, float]
             "eval/return": float(collector.last_return.mean())}
 
 
+def sac_ran(config: TrainConfig, updates: int) -> bool:
+    return not config.bc_only and updates > config.online_start
+
+
+def run_kind(config: TrainConfig, updates: int) -> str:
+    """What ``updates`` updates train: SAC + BC only past the BC warm start (--online-start)."""
+    if config.bc_only:
+        return "BC only"
+    if not sac_ran(config, updates):
+        return (f"BC only: SAC starts after update {config.online_start} (--online-start), beyond these {updates} "
+                f"updates")
+    return f"SAC + BC (after {config.online_start} BC-only updates)" if config.online_start else "SAC + BC"
+
+
+EVAL_KEYS = ("eval/success_rate", "eval/return")
 CSV_COLUMNS = ["step", "env_steps", "wall_s", "losses/critic", "losses/actor", "losses/sac", "losses/bc",
                "charts/bc_weight", "charts/alpha", "charts/entropy", "charts/q", "eval/success_rate", "eval/return"]
 
@@ -363,7 +379,8 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     if config.demos:
         demo_episodes = load_npz_demos(config.demos, policy_config.state_dim, policy_config.action_dim,
                                        policy_config.action_stats, policy_config.observation_names,
-                                       chunk_size=config.chunk_size, cameras=policy_config.cameras)
+                                       chunk_size=config.chunk_size, cameras=policy_config.cameras,
+                                       action_names=policy_config.joint_names)
     else:
         demo_episodes = expert_episodes(config.make_task(config.n_envs, goals, config.seed + 3),
                                         config.demo_episodes, action_norm, images=config.sees_images)
@@ -386,20 +403,24 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     runner = ChunkRunner(actor, deterministic=False, generator=torch.Generator().manual_seed(config.seed + 4))
     collect = Collector(train_task, runner, actor.action_norm, config.sees_images)
 
+    def evaluation_row(step: int) -> dict:  # the losses averaged since the last row, then the evaluation
+        return {"step": step, "env_steps": collect.env_steps, "wall_s": round(time.perf_counter() - start_s, 2),
+                **{k: v / n_sum for k, v in sums.items()}, **evaluate(actor, eval_task, config.seed + 5)}
+
     rows: list[dict] = []
     sums: dict[str, float] = {}
-    n_sum = 0
+    n_sum = done = 0  # updates summed in ``sums``; whole updates done
     best = {"score": (-1.0, -np.inf), "state": None, "step": 0, "metrics": {}}  # set by every better evaluation
     interrupted = False
+    critic_params = None if config.bc_only else sum(p.numel() for p in learner.qf.parameters())
     if log:
-        kind = "BC only" if config.bc_only else "SAC + BC"
         seen = "".join(f", camera {c.name} {c.height}x{c.width} through {policy_config.image_encoder}"
                        for c in policy_config.cameras)
-        log(f"{config.task}: {kind}, {type(actor).__name__} {actor.num_parameters():,} parameters{seen}, critic "
-            f"{sum(p.numel() for p in learner.qf.parameters()):,}; {len(demo_episodes)} demonstration episodes "
-            f"({len(offline)} transitions); {config.steps} updates")
+        critic = "" if critic_params is None else f", critic {critic_params:,}"
+        log(f"{config.task}: {run_kind(config, config.steps)}, {type(actor).__name__} {actor.num_parameters():,} "
+            f"parameters{seen}{critic}; {len(demo_episodes)} demonstration episodes ({len(offline)} transitions); "
+            f"{config.steps} updates")
     bar = _progress(config.steps, progress)
-    step = 0
     try:
         for step in range(1, config.steps + 1):
             if not config.bc_only and step > config.online_start:
@@ -408,32 +429,36 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
             batch = sample_batch(offline, online, config.batch_size, rng)
             for key, value in learner.update(batch, step - 1, actor_sac=step > config.online_start).items():
                 sums[key] = sums.get(key, 0.0) + value
-            n_sum += 1
+            n_sum, done = n_sum + 1, step
             if step % config.eval_every == 0 or step == config.steps:
-                evaluation = evaluate(actor, eval_task, config.seed + 5)
-                row = {"step": step, "env_steps": collect.env_steps, "wall_s": round(time.perf_counter() - start_s, 2),
-                       **{k: v / n_sum for k, v in sums.items()}, **evaluation}
+                row = evaluation_row(step)
                 rows.append(row)
                 sums, n_sum = {}, 0
-                score = (evaluation["eval/success_rate"], evaluation["eval/return"])
+                score = (row["eval/success_rate"], row["eval/return"])
                 if score >= best["score"] or not config.save_best:
                     best = {"score": score, "state": copy.deepcopy(actor.state_dict()), "step": step,
-                            "metrics": evaluation}
+                            "metrics": {k: row[k] for k in EVAL_KEYS}}
                 bar.set_postfix({"bc": f"{row['losses/bc']:.4f}", "q": f"{row['charts/q']:.1f}",
-                                 "success": f"{evaluation['eval/success_rate']:.2f}"}, refresh=False)
+                                 "success": f"{row['eval/success_rate']:.2f}"}, refresh=False)
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-    if interrupted and not rows:  # stopped before any evaluation: the weights after the last whole update
-        best = {"step": step - 1, "metrics": {}}
+    if interrupted and not rows:  # stopped before any evaluation: the actor of the last whole update, scored
+        if done == 0:
+            raise KeyboardInterrupt  # nothing trained, nothing written (an earlier run's files stay whole)
+        if log:
+            log(f"interrupted before the first evaluation: evaluating the actor of update {done} once, to save it "
+                f"with its score")
+        rows.append(evaluation_row(done))
+        best = {"step": done, "metrics": {k: rows[-1][k] for k in EVAL_KEYS}}
     elif config.save_best or interrupted:
         actor.load_state_dict(best["state"])
     actor.eval()
     wall_s = time.perf_counter() - start_s
     extra = {"task": eval_task.info(),
-             "train": {"config": asdict(config), "steps_done": step, "interrupted": interrupted,
+             "train": {"config": asdict(config), "steps_done": done, "interrupted": interrupted,
                        "wall_s": round(wall_s, 1), "saved_step": best["step"], "eval": best["metrics"],
                        "env_steps": collect.env_steps, "demo_transitions": len(offline),
                        "episode_s": eval_task.max_steps * eval_task.period_s}}
@@ -443,17 +468,12 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     with interrupts_ignored():  # a second Ctrl-C must not leave a new checkpoint beside the last run's curve
         path = save_checkpoint(out, actor, extra=extra)
         csv_path, png_path = side_paths(out)
-        if rows:
-            write_metrics_csv(csv_path, rows)
-            sees = (f" + {config.image_encoder} camera" if config.sees_images
-                    else " (state only)" if config.task == tasks.VISUAL_TASK_NAME else "")
-            write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}{sees}, "
-                                            f"{'BC only' if config.bc_only else 'SAC + BC'}, seed {config.seed}",
-                            sac_start=None if config.bc_only else config.online_start)
-        else:  # stopped before the first evaluation: files of an earlier run must not pass for this one's
-            csv_path.unlink(missing_ok=True)
-            png_path.unlink(missing_ok=True)
-    critic_params = None if config.bc_only else sum(p.numel() for p in learner.qf.parameters())
+        write_metrics_csv(csv_path, rows)
+        sees = (f" + {config.image_encoder} camera" if config.sees_images
+                else " (state only)" if config.task == tasks.VISUAL_TASK_NAME else "")
+        write_curve_png(png_path, rows, f"{config.task}: {type(actor).__name__}{sees}, {run_kind(config, done)}, "
+                                        f"seed {config.seed}",
+                        sac_start=config.online_start if sac_ran(config, done) else None)
     return TrainResult(actor, path, rows, wall_s, interrupted, best, critic_params)
 
 

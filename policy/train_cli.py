@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an actor with SAC + behaviour cloning in a chunked action space (Q-chunking critic) "
                     "on a built-in task. Writes the checkpoint atomically, with a metrics CSV and a learning-curve "
                     "PNG next to it (model.metrics.csv, model.curve.png). Ctrl-C stops early and still writes the "
-                    "best evaluated actor so far.")
+                    "best evaluated actor so far (before the first evaluation: the last update's actor, evaluated "
+                    "once; before the first update: nothing).")
     add_options(parser, TrainConfig)
     return parser
 
@@ -71,13 +72,12 @@ def run(args: argparse.Namespace) -> None:
     except OSError as exc:  # writing the checkpoint or its side files
         fail(f"--out {config.out}: not written ({exc.strerror or exc})")
     csv_path, png_path = side_paths(result.checkpoint)
-    best = result.best.get("metrics", {})
+    best = result.best["metrics"]
     state = "interrupted, " if result.interrupted else ""
     print(f"{result.checkpoint}: {type(result.actor).__name__}, {result.actor.num_parameters():,} parameters; "
-          f"{state}saved update {result.best['step']}: success {best.get('eval/success_rate', float('nan')):.2f}, "
-          f"return {best.get('eval/return', float('nan')):.1f}; trained in {result.wall_s:.1f} s")
-    if result.metrics:
-        print(f"metrics: {csv_path}  curve: {png_path}")
+          f"{state}saved update {result.best['step']}: success {best['eval/success_rate']:.2f}, "
+          f"return {best['eval/return']:.1f}; trained in {result.wall_s:.1f} s")
+    print(f"metrics: {csv_path}  curve: {png_path}")
     if result.interrupted:
         raise SystemExit(130)
 

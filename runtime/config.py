@@ -31,6 +31,15 @@ def parse_floats(text: str) -> list[float]:
     return values
 
 
+def unused_sibling(directory: Path) -> Path:
+    """DIR-2, DIR-3...: the first one that does not exist."""
+    base = directory.resolve() if directory.name in ("", "..") else directory
+    n = 2
+    while (candidate := base.with_name(f"{base.name}-{n}")).exists():
+        n += 1
+    return candidate
+
+
 EXEC_MODES = ("ensemble", "chunk")
 
 
@@ -61,8 +70,11 @@ class RunConfig:
     camera: list[str] | None = option(None, "a camera's source, overriding the robot file's (repeatable): a device "
                                             "index or path, a stream URL or a video file; default: the robot's, "
                                             "simulated without --port", action="append", metavar="NAME=SOURCE")
-    record: Path | None = option(None, "write ticks.jsonl (per tick), run.png and each camera's video here",
-                                 metavar="DIR")
+    record: Path | None = option(None, "write ticks.jsonl (per tick), run.png and each camera's video here; a DIR "
+                                       "that holds an earlier run's ticks.jsonl is refused before the run starts "
+                                       "(pick another DIR, or --record-overwrite)", metavar="DIR")
+    record_overwrite: bool = option(False, "with --record: replace an earlier run's ticks.jsonl, run.png and "
+                                           "videos in DIR")
     summary_json: Path | None = option(None, "write the end-of-run summary here", metavar="FILE")
     realtime: bool = option(False, "run with SCHED_FIFO priority, as chrt -f does (Linux; needs root, "
                                    "CAP_SYS_NICE or an rtprio limit; otherwise the run continues at normal priority)")
@@ -91,6 +103,10 @@ class RunConfig:
     def check_outputs(self, model_path: Path) -> None:
         """The run's output files can be written: refused now, not after the run."""
         if self.record is not None:
+            log = Path(self.record) / "ticks.jsonl"
+            if log.exists() and not self.record_overwrite:
+                raise RunRefused(f"--record {self.record}: {log} exists (an earlier run's log): pass another DIR "
+                                 f"(e.g. {unused_sibling(Path(self.record))}) or --record-overwrite")
             try:
                 Path(self.record).mkdir(parents=True, exist_ok=True)
             except OSError as exc:

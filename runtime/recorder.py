@@ -7,6 +7,9 @@ capture time (seconds from the loop start, the same origin as ``scheduled_s``) a
 ``frames_used`` (capture times of the frames an arriving chunk was computed from) and a ``camera_hold`` flag
 on ticks held for a stale or frozen camera.
 
+A DIR holding an earlier run's ``ticks.jsonl`` is refused before the run (``RunConfig.check_outputs``) unless
+``--record-overwrite``; the recorder then removes the earlier ``run.png`` when it starts.
+
 Each camera's frames go to ``camera_<name>.mp4`` (``runtime/video.py``).
 
 ``run.png`` (joint commands vs positions, each camera's frame age, tick-timing histogram) is drawn at the end
@@ -45,6 +48,7 @@ class RunRecorder:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.joints = joints
         self.path = self.directory / "ticks.jsonl"
+        (self.directory / "run.png").unlink(missing_ok=True)  # an earlier run's (--record-overwrite) is not this one's
         # a buffer far above what half a second of ticks writes: only our flushes (of whole lines) reach the file
         self._file = open(self.path, "w", buffering=1 << 20)
         self._file.write(json.dumps({"header": {**header, "joints": joints}}) + "\n")

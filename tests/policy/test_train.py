@@ -189,6 +189,30 @@ def test_files_without_a_chunk_for_the_replay_are_refused(tmp_path):
         assert replay.n_starts > 0
 
 
+def test_actions_far_outside_the_joint_ranges_are_refused(tmp_path):
+    """Actions in the wrong units (10x the range): one line naming the file, the joint, the value and the range.
+    Slightly past a limit (an expert at it) is clipped, not refused."""
+    arrays = good_arrays()
+    arrays["actions"][:, 5] = 50.0  # the gripper (range_0_100) half open
+    arrays["actions"][3, 5] = 105.0
+    arrays["episode_ends"] = np.array([11, 20])
+    assert len(load(write_npz(tmp_path / "ok.npz", **arrays))) == 2
+    arrays["actions"][7, 2] = 1000.0
+    arrays["actions"][8, 2] = -1000.0
+    path = write_npz(tmp_path / "x10.npz", **arrays)
+    with pytest.raises(DemoError) as info:
+        train(TrainConfig(out=str(tmp_path / "m.pt"), demos=str(path), steps=2), progress=False)
+    assert str(info.value) == (f"{path}: array 'actions' has 1000 at index 7 for joint '{tasks.JOINTS[2]}', outside "
+                               f"its range [-100, 100] (2 such values): are the actions in the joints' units?")
+    arrays["actions"][7:9, 2] = 0.0
+    arrays["actions"][0, 5] = -50.0
+    with pytest.raises(DemoError, match=rf"has -50 at index 0 for joint '{tasks.JOINTS[5]}', outside its range "
+                                        r"\[0, 100\]"):
+        stats = TrainConfig().policy_config().action_stats
+        load_npz_demos(write_npz(tmp_path / "gripper.npz", **arrays), 12, 6, stats, action_names=tasks.JOINTS)
+    assert not (tmp_path / "m.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------------- the command
 def run_cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "actsac.policy.train_cli", *args], capture_output=True, text=True,

@@ -46,6 +46,24 @@ def test_user_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "--exec chunk" in result.stderr
 
 
+def test_record_refuses_an_earlier_runs_log_unless_asked_to_overwrite_it(reach_onnx, tmp_path):
+    record = tmp_path / "rec"
+    record.mkdir()
+    (record / "ticks.jsonl").write_text("an earlier run\n")
+    (record / "run.png").write_text("an earlier plot")
+    result = actsac_run("--model", str(reach_onnx), "--duration", "0.5", "--record", str(record))
+    assert result.returncode == EXIT_USER_ERROR
+    assert result.stderr == (f"error: --record {record}: {record / 'ticks.jsonl'} exists (an earlier run's log): "
+                             f"pass another DIR (e.g. {tmp_path / 'rec-2'}) or --record-overwrite\n")
+    assert "torque" not in result.stdout
+    assert (record / "ticks.jsonl").read_text() == "an earlier run\n"
+    result = actsac_run("--model", str(reach_onnx), "--duration", "0.5", "--record", str(record),
+                        "--record-overwrite", "--no-status")
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "header" in json.loads((record / "ticks.jsonl").read_text().splitlines()[0])
+    assert (record / "run.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_sigterm_mid_run_reaches_the_safe_state_and_flushes_the_log(reach_onnx, tmp_path):
     record, out = tmp_path / "rec", tmp_path / "summary.json"
     proc = subprocess.Popen([*CMD, "--model", str(reach_onnx), "--duration", "60", "--record", str(record),
