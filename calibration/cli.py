@@ -24,6 +24,11 @@ EXAMPLES = """examples:
 
 files: <dir>/<robot>/<id>.json, <dir> = $ACTSAC_CALIBRATION_DIR or ~/.cache/actsac/calibration
        (or --calibration-dir); --file names the file directly.
+--check is read-only: it converts each reading through the file's calibration on the host and writes no
+offset or limit to the motors (the runtime does that when it connects).
+A range narrower than 10 % of a turn or not containing the homed centre is refused (exit 1, nothing saved);
+--import and --check warn (one line on stderr) when the file's folder names another robot or its ranges fail
+those checks.
 exit codes: 0 done, 1 bad input or a bus failure (one line on stderr), 2 bad command line, 130 interrupted.
 """
 
@@ -42,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
                       help="validate an existing (e.g. LeRobot) calibration file and copy it into place")
     mode.add_argument("--check", action="store_true",
-                      help="print live normalised joint positions through the saved calibration")
+                      help="print live normalised joint positions through the saved calibration (read-only: "
+                           "writes nothing to the motors)")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="with --check: stop after this long instead of at ENTER")
     p.add_argument("--full-turn", action="append", metavar="JOINT",
@@ -60,7 +66,8 @@ def main(argv=None) -> None:
     from actsac.drivers.errors import BusError, RobotSpecError
     from actsac.drivers.robots import load_robot
 
-    from .files import CalibrationError, default_calibration_path, import_calibration, load_calibration
+    from .files import (CalibrationError, default_calibration_path, fit_warnings, import_calibration,
+                        load_calibration)
 
     if args.duration is not None and (not args.check or not 0 < args.duration < math.inf):
         fail("--duration: needs --check and a positive number of seconds", 2)
@@ -68,10 +75,13 @@ def main(argv=None) -> None:
         spec = load_robot(args.robot)
         dest = args.file or default_calibration_path(spec.name, args.id, args.calibration_dir)
         if args.import_file is not None:
-            import_calibration(args.import_file, dest, spec)
+            calibration = import_calibration(args.import_file, dest, spec)
+            _warn(args.import_file, fit_warnings(calibration, spec, args.import_file))
             print(f"imported {args.import_file} -> {dest}")
             return
         calibration = load_calibration(dest, spec) if args.check else None
+        if calibration is not None:
+            _warn(dest, fit_warnings(calibration, spec, dest))
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             _run(args, spec, dest, calibration, args.full_turn)
@@ -86,6 +96,13 @@ def main(argv=None) -> None:
         raise SystemExit(130)
 
 
+def _warn(source, warnings: list[str]) -> None:
+    """At most one line on stderr: the first warning, and how many more there are."""
+    if warnings:
+        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        print(f"warning: {source}: {warnings[0]}{more}", file=sys.stderr, flush=True)
+
+
 def _run(args, spec, dest: Path, calibration, full_turn) -> None:
     from actsac.drivers.bus import disconnect_all, make_bus
     from actsac.drivers.errors import RobotSpecError
@@ -94,11 +111,12 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
     from .files import save_calibration
 
     if args.port is None:
-        from actsac.drivers.sim import simulate
+        from actsac.drivers.sim import SweepHand, simulate
 
         print(f"using the simulator for robot '{spec.name}' (no --port given); a scripted hand moves the joints",
               flush=True)
-        ports_cm = simulate(spec, hand="sweep")
+        # calibrating, the hand holds the arm still until it is homed, as a person would, then sweeps it
+        ports_cm = simulate(spec, hand="sweep" if args.check else SweepHand(wait_for_homing=True))
     else:
         try:
             ports_cm = contextlib.nullcontext(parse_ports(args.port, spec))
@@ -125,36 +143,61 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
             raise error
 
 
-def _check(buses, spec, calibration, duration_s: float | None) -> None:
-    """Apply the file's calibration, then show every joint in its user unit until ENTER or --duration."""
-    from actsac.drivers.tables import motor_model
+CHECK_TOLERANCE = 0.02  # share of a turn a reading may lie outside the file's range before --check warns
 
-    from actsac.drivers.homing import apply_calibration
+
+def _check(buses, spec, calibration, duration_s: float | None) -> None:
+    """Show every joint in its user unit through the file's calibration until ENTER or --duration.
+
+    Read-only: each reading is converted on the host to what the motor would read holding the file's offset
+    (Present = Actual + homing_sign * Homing_Offset; Feetech's wraps within the turn). A reading outside the
+    file's range is one warning line at the end: the file may be for another robot or arm.
+    """
+    from actsac.drivers.tables import motor_model
     from actsac.drivers.units import normalize
+
     from .procedure import REFRESH_PERIOD_S, EnterWatcher, LiveTable
 
+    models = {m.name: motor_model(m.model) for m in spec.motors}
+    held = {}
     for bus in buses:
-        changed = apply_calibration(bus, calibration)
-        if changed:
-            print(f"wrote {', '.join(changed)} to the motors of bus '{bus.spec.name}' (they differed from the file)")
+        held.update(bus.sync_read("Homing_Offset"))
+
+    def through_file(name: str, present: int) -> int:
+        model = models[name]
+        value = present + model.homing_sign * (calibration[name].homing_offset - held[name])
+        return value % model.resolution if model.family == "feetech" else value
+
     motors = spec.motors
     table = LiveTable(sys.stdout, ["joint", "raw", "value", "unit"])
     print("live positions" + (f" for {duration_s:g} s" if duration_s else "; press ENTER to stop"), flush=True)
     enter = EnterWatcher() if duration_s is None else None
     end_s = time.monotonic() + duration_s if duration_s else None
     rows = []
+    outside: dict[str, int] = {}  # joint -> first reading beyond its range (+ tolerance)
     while True:
         raw = {}
         for bus in buses:
-            raw.update(bus.sync_read("Present_Position"))
+            raw.update({name: through_file(name, v) for name, v in bus.sync_read("Present_Position").items()})
+        for m in motors:
+            cal, slack = calibration[m.name], CHECK_TOLERANCE * models[m.name].resolution
+            if not cal.range_min - slack <= raw[m.name] <= cal.range_max + slack:
+                outside.setdefault(m.name, raw[m.name])
         rows = [(m.name, raw[m.name],
-                 f"{float(normalize(raw[m.name], calibration[m.name], m.norm_mode, motor_model(m.model).resolution)):.1f}",
+                 f"{float(normalize(raw[m.name], calibration[m.name], m.norm_mode, models[m.name].resolution)):.1f}",
                  m.norm_mode) for m in motors]
         table.show(rows)
         if (end_s is not None and time.monotonic() >= end_s) or (enter is not None and _enter_or_eof(enter)):
             break
         time.sleep(REFRESH_PERIOD_S / 2)
     table.final(rows)
+    if outside:
+        name, value = next(iter(outside.items()))
+        cal = calibration[name]
+        more = f" (and {len(outside) - 1} more joints)" if len(outside) > 1 else ""
+        print(f"warning: joint '{name}' read {value} ticks through the file, outside its range "
+              f"{cal.range_min}..{cal.range_max}{more}: is the file for this robot and this arm?",
+              file=sys.stderr, flush=True)
 
 
 def _enter_or_eof(enter) -> bool:

@@ -11,6 +11,7 @@ file, the motor and the field, so the CLIs can print it without a traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -23,6 +24,9 @@ from actsac.files import atomic_write
 
 FIELDS = tuple(f.name for f in fields(MotorCalibration))  # id, drive_mode, homing_offset, range_min, range_max
 CALIBRATION_DIR_ENV = "ACTSAC_CALIBRATION_DIR"
+# A joint with end stops that spans less than this share of a turn (36 degrees) was not swept through its range:
+# the narrowest real joints (grippers) span about a third of a turn.
+MIN_RANGE_FRACTION = 0.10
 
 
 class CalibrationMissingError(CalibrationError):
@@ -49,6 +53,50 @@ def default_calibration_path(robot: str, robot_id: str = "default", root: str | 
         if not value or "/" in value or value in (".", ".."):
             raise CalibrationError(f"{label} '{value}' cannot name a calibration file")
     return Path(root if root is not None else default_calibration_dir()) / robot / f"{robot_id}.json"
+
+
+# ---------------------------------------------------------------------- sanity of the ranges
+def range_problem(name: str, lo: int, hi: int, resolution: int) -> str | None:
+    """Why a range with end stops cannot be a joint's real range, or None.
+
+    It must span MIN_RANGE_FRACTION of the turn and contain the homed centre (mid-scale: where the joint was
+    when it was homed, so a sweep of the whole range passes through it).
+    """
+    minimum = math.ceil(MIN_RANGE_FRACTION * resolution)
+    centre = (resolution - 1) // 2
+    if hi - lo < minimum:
+        return (f"joint '{name}' spans only {hi - lo} ticks ({lo}..{hi}), under the minimum {minimum} "
+                f"({MIN_RANGE_FRACTION:.0%} of its {resolution}-tick turn)")
+    if not lo <= centre <= hi:
+        return f"joint '{name}' range {lo}..{hi} does not contain the homed centre {centre}"
+    return None
+
+
+def _known_robots() -> set[str]:
+    """The built-in robots and the packaged TOML ones (upper_body)."""
+    from actsac.drivers import robots
+
+    return set(robots.BUILT_IN) | {p.stem for p in (Path(robots.__file__).parent / "robots").glob("*.toml")}
+
+
+def fit_warnings(calibration: Mapping[str, MotorCalibration], robot_spec, path=None) -> list[str]:
+    """Signs that a valid file was saved on another robot or not by sweeping the joints, one line each.
+
+    The format records no robot, but its folder usually does (``<robot>/<id>.json`` here,
+    ``<robot>_follower/<id>.json`` in LeRobot); the ranges get the checks ``actsac-calibrate`` applies (a range
+    beyond the motor's resolution is refused by ``parse_calibration`` already).
+    """
+    warnings = []
+    if path is not None:
+        saved_for = Path(path).parent.name.removesuffix("_follower").removesuffix("_leader")
+        if saved_for != robot_spec.name and saved_for in _known_robots():
+            warnings.append(f"its folder says it was saved for robot '{saved_for}', this is '{robot_spec.name}'")
+    for m in robot_spec.motors:
+        cal = calibration[m.name]
+        problem = range_problem(m.name, cal.range_min, cal.range_max, motor_model(m.model).resolution)
+        if problem:
+            warnings.append(problem)
+    return warnings
 
 
 # ---------------------------------------------------------------------- parse / validate

@@ -17,9 +17,10 @@ from actsac.drivers.errors import CalibrationError
 from actsac.drivers.homing import half_turn_offsets, write_limits
 from actsac.drivers.units import MotorCalibration
 
+from .files import range_problem
+
 SAMPLE_PERIOD_S = 0.02
 REFRESH_PERIOD_S = 0.1
-MIN_RANGE_TICKS = 20  # a joint that moved less than this was not swept: refuse rather than save a useless range
 
 
 class EnterWatcher:
@@ -127,7 +128,8 @@ def calibrate(buses: Sequence, enter: EnterWatcher, out: TextIO, full_turn: Sequ
     """The whole flow on connected buses; returns the calibration (nothing is saved here).
 
     Joints in ``full_turn`` (default: the motors the robot definition marks ``full_turn``) turn without end
-    stops and get the whole turn, as LeRobot does for the SO-100's wrist_roll.
+    stops and get the whole turn, as LeRobot does for the SO-100's wrist_roll. Every other range must pass
+    ``range_problem`` (wide enough, containing the homed centre), else CalibrationError and no limit is written.
     """
     motor_specs = {name: spec for bus in buses for name, spec in bus.motors.items()}
     if full_turn is None:
@@ -154,22 +156,26 @@ def calibrate(buses: Sequence, enter: EnterWatcher, out: TextIO, full_turn: Sequ
 
     mins, maxs, wrapped = record_ranges(buses, enter.pressed, on_sample)
     table.final(last)
-    calibration = {}
+    bus_ranges = []  # every range is checked before any limit is written
     for bus in buses:
         ranges = {}
         for name in bus.motors:
             top = bus.models[name].resolution - 1
             if name in full_turn:
                 ranges[name] = (0, top)
-            elif name in wrapped or mins[name] < 0 or maxs[name] > top:
+                continue
+            if name in wrapped or mins[name] < 0 or maxs[name] > top:
                 raise CalibrationError(f"joint '{name}' left the encoder's 0..{top} window while moving "
                                        f"({mins[name]}..{maxs[name]}): start again with the arm nearer the middle "
                                        "(or pass --full-turn for a joint without end stops)")
-            elif maxs[name] - mins[name] < MIN_RANGE_TICKS:
-                raise CalibrationError(f"joint '{name}' moved only {maxs[name] - mins[name]} ticks "
-                                       f"({mins[name]}..{maxs[name]}): move every joint through its whole range")
-            else:
-                ranges[name] = (mins[name], maxs[name])
+            problem = range_problem(name, mins[name], maxs[name], top + 1)
+            if problem:
+                raise CalibrationError(f"{problem}: start again from the middle and move every joint "
+                                       "through its whole range before the last ENTER")
+            ranges[name] = (mins[name], maxs[name])
+        bus_ranges.append((bus, ranges))
+    calibration = {}
+    for bus, ranges in bus_ranges:
         write_limits(bus, ranges)
         for name, (lo, hi) in ranges.items():
             calibration[name] = MotorCalibration(id=bus.motors[name].id, drive_mode=0,

@@ -22,6 +22,7 @@ from ..tables import MotorModel, Reg, motor_model
 
 MAX_CATCH_UP_S = 0.5  # after a long idle gap, integrate only the last half second (the motion has settled)
 MIN_STEP_S = 1e-4  # writes to several motors of one sync write share one integration step
+HOMING_HOLD_S = 0.2  # a waiting hand starts this long after the first Homing_Offset write: homing is done by then
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,13 @@ class SweepHand:
     The hand back-drives the joint (position set directly, not limited by the motor's speed); joint i lags
     joint 0 by ``phase_step`` radians so the joints do not move in lockstep. Calibration tests use it to record
     each joint's range without a person at the robot. Turning torque on makes the motor take over and hold.
+    With ``wait_for_homing`` the hand holds every joint still until ``HOMING_HOLD_S`` after the bus's first
+    Homing_Offset write, as a person holds the arm while it is homed, and then starts sweeping.
     """
 
     period_s: float = 3.0
     phase_step: float = 0.9
+    wait_for_homing: bool = False
 
     def targets(self, t_s: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         phase = 2.0 * math.pi * t_s / self.period_s + self.phase_step * np.arange(len(lo))
@@ -58,6 +62,7 @@ class SimMotors:
         self.servos = ServoArray((self.sim_lo + self.sim_hi) / 2.0)
         self.hardware_error = {i: 0 for i in self.ids}
         self.start_s = self.last_s = clock()
+        self.hand_start_s = None if hand is not None and hand.wait_for_homing else self.start_s
         self.memory: dict[int, bytearray] = {}
         self._touched_cache: dict[tuple, list[Reg]] = {}
         for m in spec.motors:
@@ -127,9 +132,11 @@ class SimMotors:
             self.servos.step(dt)
         if self.hand is not None:  # a hand back-drives torque-off joints, faster than the motor could
             driven = ~self.servos.torque
-            t = now - self.start_s
+            t0 = self.hand_start_s
+            t = 0.0 if t0 is None else max(0.0, now - t0)
+            t_next = 0.0 if t0 is None else max(0.0, now + 1e-3 - t0)
             target = self.hand.targets(t, self.sim_lo, self.sim_hi)
-            speed = (self.hand.targets(t + 1e-3, self.sim_lo, self.sim_hi) - target) / 1e-3
+            speed = (self.hand.targets(t_next, self.sim_lo, self.sim_hi) - target) / 1e-3
             self.servos.position = np.where(driven, target, self.servos.position)
             self.servos.velocity = np.where(driven, speed, self.servos.velocity)
 
@@ -176,6 +183,8 @@ class SimMotors:
             self.servos.goal[i] = self.servos.position[i]
             self.servos.velocity[i] = 0.0  # the servo clamps a joint a hand was moving
         self.servos.torque[i] = on
+        if self.hand_start_s is None and Reg.Homing_Offset in touched:
+            self.hand_start_s = self.clock() + HOMING_HOLD_S
         if Reg.Goal_Position in touched or Reg.Homing_Offset in touched or touched & {
                 Reg.Min_Position_Limit, Reg.Max_Position_Limit}:
             goal = self.get(motor_id, Reg.Goal_Position)

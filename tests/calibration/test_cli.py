@@ -4,6 +4,7 @@ pipe, --check, --import, and every bad input as exit code 1 with one line on std
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -142,7 +143,33 @@ def test_interactive_flow_on_the_simulator(tmp_path, robot_toml):
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in data}
     assert rows["gripper"][3] == "range_0_100" and 0.0 <= float(rows["gripper"][2]) <= 100.0
     assert -100.0 <= float(rows["elbow_flex"][2]) <= 100.0
-    assert "wrote Homing_Offset" in out  # the fresh simulator's motors differed from the file
+    assert "wrote" not in out and err == ""  # read-only, and the file fits the arm it was recorded on
+
+
+def test_enter_pressed_early_is_refused_and_saves_nothing(tmp_path, robot_toml):
+    """The issue's case: the second ENTER a moment into the sweep left ranges of ~100 ticks, saved with exit 0."""
+    rc, out, err = calibrate_on_sim(tmp_path, robot_toml, finish_after_s=0.4)
+    assert rc == 1, (out, err)
+    assert err.count("\n") == 1 and re.match(r"error: joint '\w+' spans only \d+ ticks \(\d+\.\.\d+\), under the "
+                                             r"minimum 410 \(10% of its 4096-tick turn\)", err), err
+    assert not (tmp_path / "cal" / "so100_test").exists()
+
+
+def test_a_file_from_another_robot_is_imported_with_a_warning(tmp_path):
+    """An SO-100 file (LeRobot's folder layout) on a Koch: same joint names and IDs, so it validates; the
+    folder names the robot it was saved for, and --check sees readings outside its ranges."""
+    source = tmp_path / "so100_follower" / "my_arm.json"
+    source.parent.mkdir()
+    source.write_text(json.dumps(LEROBOT_SO100))
+    rc, out, err = finish(cli("--robot", "so100", "--id", "arm", "--import", source, tmp_path=tmp_path))
+    assert rc == 0 and err == "", err  # the robot it was saved for: silent
+    rc, out, err = finish(cli("--robot", "koch", "--id", "arm", "--import", source, tmp_path=tmp_path))
+    assert rc == 0, err
+    assert err == f"warning: {source}: its folder says it was saved for robot 'so100', this is 'koch'\n"
+    # its copy in koch/arm.json no longer says where it came from; the arm's readings do
+    rc, out, err = finish(cli("--robot", "koch", "--id", "arm", "--check", "--duration", "1", tmp_path=tmp_path))
+    assert rc == 0 and err.count("\n") == 1, err
+    assert re.match(r"warning: joint '\w+' read -?\d+ ticks through the file, outside its range \d+\.\.\d+", err)
 
 
 def test_closed_stdin_aborts_without_touching_a_good_file(tmp_path, robot_toml):
@@ -238,3 +265,32 @@ def test_robot_side_imports_no_torch():
     code = ("import sys, actsac.calibration, actsac.calibration.cli, actsac.calibration.procedure; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+
+
+@pytest.mark.parametrize("robot", ["so100", "koch"])
+def test_check_writes_nothing_to_the_motors(robot, capsys):
+    """--check shows positions through the file's offsets, converted on the host: no byte is written to the
+    motors, and the values are what the motors would read holding the file's calibration."""
+    from actsac.calibration.cli import _check
+    from actsac.drivers.bus import make_bus
+    from actsac.drivers.homing import apply_calibration
+    from actsac.drivers.robots import load_robot
+    from actsac.drivers.sim import simulate
+    from actsac.drivers.units import MotorCalibration
+
+    spec = load_robot(robot)
+    registers = ("Homing_Offset", "Min_Position_Limit", "Max_Position_Limit", "Torque_Enable")
+    with simulate(spec) as ports, make_bus(spec.buses[0], ports["main"]) as bus:  # no hand: the joints sit still
+        calibration = {m.name: MotorCalibration(m.id, 0, 300 - 100 * m.id, 900, 3200) for m in spec.motors}
+        before = {r: bus.sync_read(r) for r in registers}
+        writes = []
+        for method in ("_write", "_sync_write"):
+            real = getattr(bus, method)
+            setattr(bus, method, lambda *a, _real=real, _name=method: (writes.append((_name, a)), _real(*a))[1])
+        _check([bus], spec, calibration, 0.3)
+        assert writes == [] and {r: bus.sync_read(r) for r in registers} == before
+        shown = {line.split()[0]: int(line.split()[1]) for line in capsys.readouterr().out.splitlines()
+                 if line.split()[:1] and line.split()[0] in calibration}
+        del bus._write, bus._sync_write
+        apply_calibration(bus, calibration)  # what the old --check did, for comparison
+        assert shown == bus.sync_read("Present_Position")

@@ -135,3 +135,20 @@ def test_lerobot_file_normalises_like_the_published_formulas(lerobot_file):
                                        err_msg=f"{motor.name} {mode}")
     assert spec.motor("gripper").norm_mode == "range_0_100"
     assert {m.norm_mode for m in spec.motors if m.name != "gripper"} == {"range_m100_100"}
+
+
+def test_fit_warnings_name_the_robot_of_the_folder_and_bad_ranges(tmp_path):
+    from actsac.calibration.files import fit_warnings
+
+    calibration = load_calibration(_write_json(tmp_path / "so100_follower" / "a.json", LEROBOT_SO100), SO100)
+    assert fit_warnings(calibration, SO100, tmp_path / "so100_follower" / "a.json") == []
+    assert fit_warnings(calibration, load_robot("koch"), tmp_path / "so100_follower" / "a.json") == [
+        "its folder says it was saved for robot 'so100', this is 'koch'"]
+    odd = dict(calibration, shoulder_pan=MotorCalibration(1, 0, -1021, 2059, 2489))
+    assert fit_warnings(odd, SO100) == ["joint 'shoulder_pan' range 2059..2489 does not contain the homed centre 2047"]
+
+
+def _write_json(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path

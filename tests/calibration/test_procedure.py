@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from actsac.calibration import CalibrationError
+from actsac.calibration import procedure
 from actsac.calibration.procedure import EnterWatcher, LiveTable, calibrate
 from actsac.drivers.bus import make_bus
 from actsac.drivers.robots import load_robot
@@ -86,7 +87,7 @@ def test_a_joint_that_did_not_move_is_refused():
         keys.write("\n\n")
         keys.flush()
         with make_bus(spec.buses[0], ports["main"]) as bus:
-            with pytest.raises(CalibrationError, match="joint 'shoulder_pan' moved only 0 ticks"):
+            with pytest.raises(CalibrationError, match="joint 'shoulder_pan' spans only 0 ticks"):
                 calibrate([bus], EnterWatcher(stdin), io.StringIO(), full_turn=["wrist_roll"])
 
 
@@ -111,3 +112,36 @@ def test_live_table_redraws_in_place_on_a_terminal():
     assert piped.getvalue() == ""
     quiet.final([("a", 3)])
     assert piped.getvalue().splitlines()[1].split() == ["a", "3"]
+
+
+# The issue's numbers: ENTER piped early saved these (every other joint swept 1000..3000).
+EARLY_ENTER = {"shoulder_lift": (1948, 2062), "shoulder_pan": (2059, 2489)}
+
+
+@pytest.mark.parametrize("joint, expected", [
+    ("shoulder_lift", r"joint 'shoulder_lift' spans only 114 ticks \(1948\.\.2062\), under the minimum 410 "
+                      r"\(10% of its 4096-tick turn\)"),
+    ("shoulder_pan", r"joint 'shoulder_pan' range 2059\.\.2489 does not contain the homed centre 2047"),
+])
+def test_a_range_too_narrow_or_missing_the_centre_is_refused_before_any_limit_is_written(monkeypatch, joint,
+                                                                                         expected):
+    spec = load_robot("so100")
+    lo, hi = EARLY_ENTER[joint]
+
+    def recorded(buses, done, on_sample):  # what the sampling loop saw, without waiting for a sweep
+        names = [m.name for m in spec.motors]
+        return ({n: lo if n == joint else 1000 for n in names}, {n: hi if n == joint else 3000 for n in names}, set())
+
+    monkeypatch.setattr(procedure, "record_ranges", recorded)
+    with simulate(spec) as ports, make_bus(spec.buses[0], ports["main"]) as bus:
+        before = {r: bus.sync_read(r) for r in ("Min_Position_Limit", "Max_Position_Limit")}
+        with pytest.raises(CalibrationError, match=expected):
+            calibrate([bus], EnterWatcher(io.StringIO("\n")), io.StringIO())
+        assert {r: bus.sync_read(r) for r in before} == before
+
+
+def test_a_full_sweep_of_a_narrow_joint_is_refused():
+    """A joint whose whole travel is under 10 % of a turn (here 300 ticks) cannot be calibrated by accident."""
+    spec = narrow_spec(load_robot("so100"), 1900, 2200, full_turn=("wrist_roll",))
+    with pytest.raises(CalibrationError, match=r"joint 'shoulder_pan' spans only (29\d|300) ticks .* minimum 410"):
+        run_flow(spec, 1.0, full_turn=["wrist_roll"])
