@@ -1,8 +1,10 @@
 """Success rate of `actsac-train` on the reach tasks after the default budget: BC only, SAC + BC, MLP actor.
 
-    python benchmarks/train_reach.py [--task so100-visual-reach] [--seeds 0 1 2] [--steps N] [--json results.json]
+    python benchmarks/train_reach.py [--task so100-visual-reach | upper-body-reach] [--seeds 0 1 2] [--steps N]
+                                     [--json results.json]
 
-so100-reach: ACT BC only, ACT SAC + BC, MLP SAC + BC. so100-visual-reach (the goal only in the camera image):
+so100-reach: ACT BC only, ACT SAC + BC, MLP SAC + BC. upper-body-reach (32 joints, arm / torso / hand heads):
+ACT BC only, ACT SAC + BC. so100-visual-reach (the goal only in the camera image):
 ACT with the small-CNN camera encoder, BC only and SAC + BC, against the same ACT blind to the camera
 (``--no-images``: state only, it cannot know the goal).
 
@@ -31,6 +33,10 @@ VARIANTS = {  # task -> {name -> TrainConfig overrides}
         "ACT, SAC + BC": {},
         "MLP, SAC + BC": {"actor": "mlp"},
     },
+    "upper-body-reach": {
+        "ACT, BC only": {"bc_only": True},
+        "ACT, SAC + BC": {},
+    },
     "so100-visual-reach": {
         "ACT + camera, BC only": {"bc_only": True},
         "ACT + camera, SAC + BC": {},
@@ -45,7 +51,7 @@ from actsac.policy.train import TrainConfig, evaluate, train
 config = TrainConfig(**json.loads(sys.argv[1]))
 result = train(config, progress=False)
 last = result.metrics[-1]
-held_out = config.make_task(64, tasks.make_goals(config.n_goals, seed=config.seed), seed=0)
+held_out = config.make_task(64, tasks.make_goals(config.n_goals, seed=config.seed, robot=config.robot), seed=0)
 wide = evaluate(result.actor, held_out, seed=1000 + config.seed)
 print(json.dumps({"wall_s": result.wall_s, "saved": result.best["metrics"], "saved_step": result.best["step"],
                   "held_out_success": wide["eval/success_rate"], "held_out_return": wide["eval/return"],

@@ -31,14 +31,15 @@ from actsac.options import (AT_LEAST_0, AT_LEAST_1, FINITE, FRACTION, NON_NEGATI
 from . import tasks
 from .actors import Actor, Normalizer, build_actor
 from .checkpoint import save_checkpoint
-from .config import IMAGENET_MEAN, IMAGENET_STD, ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig
+from .config import IMAGENET_MEAN, IMAGENET_STD, CameraConfig, ConfigError, NormStats, PolicyConfig
 from .demos import load_npz_demos
 from .replay import Episode, SequenceReplay, sample_batch
 from .sac import BCSchedule, SACLearner
 
 
 CONTROL_HZ = 30.0  # the tasks' control rate (the simulator's servo dynamics are stepped at it)
-TASKS = {tasks.TASK_NAME: tasks.ReachTask, tasks.VISUAL_TASK_NAME: tasks.VisualReachTask}
+TASKS = {tasks.TASK_NAME: tasks.ReachTask, tasks.VISUAL_TASK_NAME: tasks.VisualReachTask,
+         tasks.UPPER_BODY_TASK_NAME: tasks.UpperBodyReachTask}
 
 
 @dataclass
@@ -49,8 +50,10 @@ class TrainConfig:
     convergence) and, by default, the batch's mean |Q|: it keeps SAC's action gradient from dragging the actor
     away from the demonstrations while the critic is still young."""
 
-    task: str = option("so100-reach", "built-in task to train on: so100-reach (the goal is in the state) or "
-                                      "so100-visual-reach (the goal is only in the camera image)", choices=list(TASKS))
+    task: str = option("so100-reach", "built-in task to train on: so100-reach (the goal is in the state), "
+                                      "so100-visual-reach (the goal is only in the camera image) or upper-body-reach "
+                                      "(the upper body's 32 joints on three buses, arm / torso / hand heads)",
+                       choices=list(TASKS))
     actor: str = option("act", "actor type: decoder-only ACT transformer or the MLP baseline", choices=["act", "mlp"])
     preset: str = option("small", "actor size preset (small: demos and tests; default: the seed design's scale)",
                        choices=["small", "default"])
@@ -131,19 +134,26 @@ class TrainConfig:
         return self.task == tasks.VISUAL_TASK_NAME and self.images
 
     def policy_config(self, image_stats: tuple[list[float], list[float]] | None = None) -> PolicyConfig:
-        """The actor for the task: the 6 SO-100 joints, min/max stats from joint ranges. so100-reach observes
-        positions and goals (12); so100-visual-reach positions (6) and, with ``images``, the camera,
-        normalised with ``image_stats`` (mean, std per channel; ImageNet's when None)."""
-        names = tasks.OBSERVATION_NAMES if self.task == tasks.TASK_NAME else tasks.VISUAL_OBSERVATION_NAMES
-        repeats = len(names) // len(tasks.JOINTS)
+        """The actor for the task: the robot's joints in their groups and units (one mean / log-std head per
+        group), min/max stats from the joint ranges. so100-reach and upper-body-reach observe positions and goals;
+        so100-visual-reach positions (6) and, with ``images``, the camera, normalised with ``image_stats`` (mean,
+        std per channel; ImageNet's when None)."""
+        robot = self.robot
+        names = tasks.VISUAL_OBSERVATION_NAMES if self.task == tasks.VISUAL_TASK_NAME else robot.observation_names
+        repeats = len(names) // len(robot.joints)
         mean, std = image_stats or (IMAGENET_MEAN, IMAGENET_STD)
         cameras = [CameraConfig(tasks.CAMERA_NAME, *self.image_size, mean, std)] if self.sees_images else []
+        low, high = robot.joint_low, robot.joint_high
         return PolicyConfig.from_preset(
             self.preset, state_dim=len(names), actor=self.actor, history=self.history,
-            chunk_size=self.chunk_size, action_groups=[ActionGroup("arm", tasks.JOINTS, tasks.UNITS)],
-            obs_stats=NormStats.min_max(np.tile(tasks.JOINT_LOW, repeats), np.tile(tasks.JOINT_HIGH, repeats)),
-            action_stats=NormStats.min_max(tasks.JOINT_LOW, tasks.JOINT_HIGH),
+            chunk_size=self.chunk_size, action_groups=robot.action_groups,
+            obs_stats=NormStats.min_max(np.tile(low, repeats), np.tile(high, repeats)),
+            action_stats=NormStats.min_max(low, high),
             control_hz=CONTROL_HZ, observation_names=list(names), cameras=cameras, image_encoder=self.image_encoder)
+
+    @property
+    def robot(self) -> tasks.ReachRobot:
+        return TASKS[self.task].robot
 
     def make_task(self, n_envs: int, goals: np.ndarray, seed: int) -> tasks.ReachTask:
         kwargs = {"image_size": tuple(self.image_size)} if self.task == tasks.VISUAL_TASK_NAME else {}
@@ -202,8 +212,7 @@ class ExpertAgent:
     observe = reset
 
     def __call__(self) -> np.ndarray:
-        positions = self.obs[:, :len(tasks.JOINTS)]
-        action = tasks.visual_expert_action(positions, self.task.goal).astype(np.float32)
+        action = self.task.expert(self.obs[:, :self.task.n_joints]).astype(np.float32)
         with torch.no_grad():
             action = self.action_norm(torch.from_numpy(action)).numpy()
         return np.clip(action, -1.0, 1.0)
@@ -372,7 +381,7 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: directory {out.parent} does not exist")
     policy_config = config.policy_config()
-    goals = tasks.make_goals(config.n_goals, seed=config.seed)
+    goals = tasks.make_goals(config.n_goals, seed=config.seed, robot=config.robot)
     train_task = config.make_task(config.n_envs, goals, config.seed + 1)
     eval_task = config.make_task(len(goals), goals, config.seed + 2)
     action_norm = Normalizer(policy_config.action_stats, policy_config.action_dim)

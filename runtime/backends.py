@@ -29,9 +29,13 @@ from .errors import RunRefused
 
 BACKENDS = ("ort", "trt", "torch")
 EXAMPLE_MODEL = Path(__file__).parent / "assets" / "so100_reach.onnx"
-# The shipped example policies, by the name ``--model`` also takes: the default, and the one seeing a camera.
+# The shipped example policies, by the name ``--model`` also takes: the default, the one seeing a camera, and the
+# upper body's (three buses, arm / torso / hand heads), each with the robot it drives.
 EXAMPLES = {"so100-reach": EXAMPLE_MODEL,
-            "so100-visual-reach": Path(__file__).parent / "assets" / "so100_visual_reach.onnx"}
+            "so100-visual-reach": Path(__file__).parent / "assets" / "so100_visual_reach.onnx",
+            "upper-body-reach": Path(__file__).parent / "assets" / "upper_body_reach.onnx"}
+EXAMPLE_ROBOTS = {"so100-reach": "so100", "so100-visual-reach": "so100", "upper-body-reach": "upper_body"}
+DEFAULT_EXAMPLES = {"so100": "so100-reach", "upper_body": "upper-body-reach"}  # without --model
 WARMUP_CALLS = 3
 GREY = 128  # the pixel value of example_images
 
@@ -40,14 +44,20 @@ Images = dict[str, np.ndarray] | None  # {camera: uint8 (H, W, 3) RGB}, one fram
 
 def resolve_model(path: Path | None, spec) -> tuple[Path, object]:
     """(path, metadata) of the model to run: ``path``, the example policy it names (``EXAMPLES``, when no such
-    file exists), else the default example policy shipped for the so100."""
+    file exists), else the robot's default example policy (``DEFAULT_EXAMPLES``: so100, upper_body)."""
     name = None if path is None else str(path)
     if path is None or (name in EXAMPLES and not Path(path).exists()):
-        example = EXAMPLE_MODEL if path is None else EXAMPLES[name]
+        if path is None:
+            name = DEFAULT_EXAMPLES.get(spec.name)
+            if name is None:
+                raise RunRefused(f"no example policy drives '{spec.name}' (they drive "
+                                 f"{', '.join(sorted(DEFAULT_EXAMPLES))}): pass --model")
+        example = EXAMPLE_MODEL if name == "so100-reach" else EXAMPLES[name]
         if not example.is_file():
             raise RunRefused(f"the example policy {example} is not installed: pass --model")
-        if spec.name != "so100":
-            raise RunRefused(f"the example policies drive the so100, not '{spec.name}': pass --model")
+        if EXAMPLE_ROBOTS[name] != spec.name:
+            raise RunRefused(f"the example policy {name} drives the {EXAMPLE_ROBOTS[name]}, not '{spec.name}': "
+                             f"pass --model")
         path = example
     try:
         return Path(path), read_metadata(path)

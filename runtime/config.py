@@ -47,8 +47,9 @@ EXEC_MODES = ("ensemble", "chunk")
 class RunConfig:
     robot: str = option("so100", "built-in robot (so100, koch, upper_body) or a robot .toml file")
     port: str | None = option(None, "serial port (one-bus robot) or bus=PORT,bus2=PORT; default: the simulator")
-    model: Path | None = option(None, "exported actor (.onnx), or a shipped example: so100-reach (the default) or "
-                                      "so100-visual-reach (sees the simulated camera)")
+    model: Path | None = option(None, "exported actor (.onnx), or a shipped example: so100-reach (the so100's "
+                                      "default), so100-visual-reach (sees the simulated camera) or upper-body-reach "
+                                      "(the upper_body's default)")
     fps: float | None = option(None, "control rate in Hz (default: the model's control_hz)", POSITIVE)
     exec_mode: str = option("ensemble", "ensemble: ACT temporal ensembling of every chunk covering a tick; chunk: "
                                         "run K steps of each chunk open loop",

@@ -25,7 +25,7 @@ def test_positions_are_what_the_simulated_bus_reports():
     assert np.allclose(task.positions(), expected)
     assert task.positions()[0].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0244, 50.0], abs=1e-3)
     user = np.array([[10.0, -20.0, 30.0, -40.0, 50.0, 60.0]])
-    assert np.abs(ReachTask.to_user(ReachTask.to_ticks(user)) - user).max() < 0.1  # one tick of resolution
+    assert np.abs(task.to_user(task.to_ticks(user)) - user).max() < 0.1  # one tick of resolution
 
 
 def test_goals_are_seeded_and_inside_the_safe_box():
@@ -73,3 +73,24 @@ def test_task_info_is_the_checkpoint_contract():
     info = ReachTask(1, make_goals(4), success_tolerance=3.0).info()
     assert info["name"] == "so100-reach" and len(info["goals"]) == 4 and len(info["goals"][0]) == 6
     assert info["goal_hold_s"] == 4.0 and info["success_tolerance"] == 3.0
+
+
+def test_the_upper_body_task_takes_each_joint_in_its_own_unit():
+    """upper-body-reach: the robot definition's 32 joints in group order, the torso in degrees (its simulated
+    range, 1536..2560 ticks, is +-45 degrees), the step caps the robot file's [max_step]."""
+    from actsac.policy.tasks import UPPER_BODY_REACH, UpperBodyReachTask
+
+    robot = UPPER_BODY_REACH
+    assert [(g.name, g.dim) for g in robot.action_groups] == [("arm", 14), ("torso", 6), ("hand", 12)]
+    assert robot.units == ["range_m100_100"] * 14 + ["degrees"] * 6 + ["range_0_100"] * 12
+    assert robot.joint_high[14] == pytest.approx(45.0, abs=0.1) and robot.joint_low[14] == pytest.approx(-45.0, abs=0.1)
+    assert robot.max_step[[0, 14, 20]] == pytest.approx([10.0, 3.0, 20.0])  # arm, torso (degrees), hand
+    goals = make_goals(8, seed=0, robot=robot)
+    task = UpperBodyReachTask(4, goals, seed=0)
+    obs = task.reset(np.arange(4))
+    assert obs.shape == (4, 64) and task.info()["name"] == "upper-body-reach"
+    step = task.expert(obs[:, :32]) - obs[:, :32]
+    assert np.all(np.abs(step) <= 0.8 * robot.max_step + 1e-6)  # the expert stays under the runtime's cap
+    for _ in range(90):  # 3 s of the expert: every env within tolerance of its goal
+        obs, _, success = task.step(task.expert(obs[:, :32]))
+    assert success.all()

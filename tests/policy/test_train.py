@@ -317,3 +317,21 @@ def test_chunks_run_open_loop_for_h_ticks():
     with torch.no_grad():
         expected = [actor.deterministic(torch.from_numpy(o)).numpy() for o in (first, second)]
     assert np.allclose(np.stack(actions[:4], 1), expected[0]) and np.allclose(np.stack(actions[4:], 1), expected[1])
+
+
+def test_the_upper_body_task_trains_one_head_per_group_and_its_export_fits_the_robot(tmp_path):
+    """actsac-train --task upper-body-reach: arm / torso / hand heads in the robot's units, an export that
+    actsac-run's model-vs-robot check accepts for --robot upper_body."""
+    from actsac.drivers.robots import load_robot
+    from actsac.export.onnx_export import export_onnx
+    from actsac.runtime.observation import check_model_against_robot
+
+    config = TrainConfig(task="upper-body-reach", out=str(tmp_path / "ub.pt"),
+                         **{**QUICK, "steps": 40, "eval_every": 40, "bc_only": True})
+    result = train(config, progress=False)
+    actor = load_checkpoint(result.checkpoint).actor
+    assert [len(head.weight) for head in actor.mean_heads.heads] == [14, 6, 12]
+    assert actor.config.state_dim == 64 and actor.config.observation_names[32] == "arm_0.goal"
+    exported = export_onnx(load_checkpoint(result.checkpoint), tmp_path / "ub.onnx", log=lambda line: None)
+    check_model_against_robot(exported.metadata, load_robot("upper_body"), "ub.onnx")
+    assert exported.metadata.task["name"] == "upper-body-reach" and len(exported.metadata.task["goals"]) == 8

@@ -223,3 +223,19 @@ def test_shipped_example_policy_reaches_its_trained_goals():
     assert "so100_reach.onnx" in lines[1] and summary["exit_code"] == EXIT_OK
     first = summary["goals"][0]
     assert first["complete"] and first["success"], first
+
+
+def test_the_upper_body_example_reaches_its_goals_on_three_buses():
+    """actsac-run --robot upper_body without --model: the shipped upper-body-reach policy (arm 14 / torso 6 in
+    degrees / hand 12, trained by actsac-train) on the three simulated buses, its first two goals each held to
+    the end of its time within the task's success tolerance."""
+    from actsac.export import read_metadata
+    from actsac.runtime.backends import EXAMPLES
+
+    metadata = read_metadata(EXAMPLES["upper-body-reach"])
+    assert [g["name"] for g in metadata.action_groups] == ["arm", "torso", "hand"]
+    assert set(metadata.action_groups[1]["units"]) == {"degrees"}
+    summary, lines = run_bounded(robot="upper_body", duration_s=2 * metadata.task["goal_hold_s"] + 0.5, fps=30)
+    assert "3 buses: arm, torso, hand" in lines[0] and "upper_body_reach.onnx" in lines[1]
+    assert summary["exit_code"] == EXIT_OK and summary["bus_errors"] == 0 and summary["deadline_misses"] == 0
+    assert [g["success"] for g in summary["goals"][:2]] == [True, True], summary["goals"]
