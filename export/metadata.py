@@ -133,6 +133,15 @@ class ModelMetadata:
         """One observation without the batch dim: (state_dim,) or (history, state_dim)."""
         return (self.history, self.state_dim) if self.history else (self.state_dim,)
 
+    @property
+    def action_scale(self) -> np.ndarray:
+        """Per joint, d(robot units) / d(action in [-1, 1]): the action statistics' half-range (min_max) or std."""
+        stats = self.action_stats
+        if stats is None:
+            return np.ones(self.action_dim)
+        a, b = np.asarray(stats["a"], np.float64), np.asarray(stats["b"], np.float64)
+        return (b - a) / 2.0 if stats["mode"] == "min_max" else b
+
     def action_to_robot_units(self, action: np.ndarray) -> np.ndarray:
         """Map actions in [-1, 1] (shape (..., A)) to robot units; the graph's ``action`` output does the same."""
         action = np.asarray(action)

@@ -56,13 +56,7 @@ def observation_range(metadata: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
 
 def action_half_range(metadata: ModelMetadata) -> float:
     """Largest factor by which the [-1, 1] -> robot units map stretches an error."""
-    stats = metadata.action_stats
-    if stats is None:
-        return 1.0
-    b = np.asarray(stats["b"], np.float64)
-    if stats["mode"] == "min_max":
-        return float(np.max((b - np.asarray(stats["a"], np.float64)) / 2.0))
-    return float(np.max(b))
+    return float(np.max(metadata.action_scale))
 
 
 def tolerances(metadata: ModelMetadata, base: float) -> dict[str, float]:

@@ -59,6 +59,12 @@ class ActionGroup:
         return len(self.joints)
 
 
+def robot_action_groups(spec, unit=lambda motor: motor.norm_mode) -> list[ActionGroup]:
+    """A robot definition's action groups (``RobotSpec.groups``, in policy order) with its joint names and each
+    joint's unit: the motor's norm_mode unless ``unit(motor)`` says otherwise."""
+    return [ActionGroup(name, list(joints), [unit(spec.motor(j)) for j in joints]) for name, joints in spec.groups]
+
+
 @dataclass
 class NormStats:
     """Normalisation statistics for one vector.

@@ -44,7 +44,7 @@ from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 
 from .actors import build_actor
 from .checkpoint import CheckpointError, read_payload, save_checkpoint
-from .config import ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig
+from .config import ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig, robot_action_groups
 from .critic import CriticEnsemble, make_target, polyak_update
 from .sac import (BC_LOSSES, BC_SCHEDULES, Q_AGGREGATES, BCSchedule, actor_loss, bc_weight,
                   chunked_backup_target, critic_loss, default_target_entropy, soft_next_value, temperature_loss)
@@ -159,7 +159,7 @@ class SACConfig:
             if value not in allowed:
                 raise ConfigError(f"{name}: '{value}' is not one of {', '.join(allowed)}")
         if self.robot is not None:
-            action_groups = robot_action_groups(self.robot, self.action_groups, self.action_dim)
+            action_groups = groups_of_robot(self.robot, self.action_groups, self.action_dim)
         else:
             groups = self.action_groups or {"action": self.action_dim}
             if sum(groups.values()) != self.action_dim:
@@ -215,7 +215,7 @@ class SACConfig:
         return cls(**data)
 
 
-def robot_action_groups(robot: str, expected: dict[str, int] | None, action_dim: int) -> list[ActionGroup]:
+def groups_of_robot(robot: str, expected: dict[str, int] | None, action_dim: int) -> list[ActionGroup]:
     """The robot definition's action groups with its joint names and each motor's unit; ``expected`` (the
     config's action_groups, when given) must agree with them."""
     from actsac.drivers.errors import RobotSpecError
@@ -225,7 +225,7 @@ def robot_action_groups(robot: str, expected: dict[str, int] | None, action_dim:
         spec = load_robot(robot)
     except RobotSpecError as exc:
         raise ConfigError(f"robot: {exc}") from None
-    groups = [ActionGroup(name, list(joints), [spec.motor(j).norm_mode for j in joints]) for name, joints in spec.groups]
+    groups = robot_action_groups(spec)
     sizes = {g.name: g.dim for g in groups}
     described = ", ".join(f"{name} {dim}" for name, dim in sizes.items())
     if sum(sizes.values()) != action_dim:

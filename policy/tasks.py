@@ -33,7 +33,7 @@ from actsac.drivers.servo_model import ServoArray
 from actsac.drivers.units import normalize, unnormalize
 from actsac.runtime.safety import DEFAULT_STEP_FRACTION
 
-from .config import ActionGroup
+from .config import ActionGroup, robot_action_groups
 
 # Share of each joint's half-range (about its middle) goals and start poses are drawn from; a 0..100 joint
 # (gripper, finger) opens and closes further.
@@ -64,8 +64,7 @@ class ReachRobot:
 
     @property
     def action_groups(self) -> list[ActionGroup]:
-        return [ActionGroup(name, list(joints), [self.spec.motor(j).norm_mode for j in joints])
-                for name, joints in self.spec.groups]
+        return robot_action_groups(self.spec)
 
     @property
     def observation_names(self) -> list[str]:

@@ -52,7 +52,7 @@ def resolve_model(path: Path | None, spec) -> tuple[Path, object]:
             if name is None:
                 raise RunRefused(f"no example policy drives '{spec.name}' (they drive "
                                  f"{', '.join(sorted(DEFAULT_EXAMPLES))}): pass --model")
-        example = EXAMPLE_MODEL if name == "so100-reach" else EXAMPLES[name]
+        example = EXAMPLES[name]
         if not example.is_file():
             raise RunRefused(f"the example policy {example} is not installed: pass --model")
         if EXAMPLE_ROBOTS[name] != spec.name:

@@ -50,15 +50,6 @@ def rate_warnings(fps: float, control_hz: float, bus_read_s: float, inference_s:
     return warnings
 
 
-def action_scale(metadata) -> np.ndarray:
-    """Per joint, d(robot units) / d(action in [-1, 1]): the action statistics' half-range (min_max) or std."""
-    stats = metadata.action_stats
-    if stats is None:
-        return np.ones(metadata.action_dim)
-    a, b = np.asarray(stats["a"], np.float64), np.asarray(stats["b"], np.float64)
-    return (b - a) / 2.0 if stats["mode"] == "min_max" else b
-
-
 def stochastic_warning(mean: np.ndarray, log_std: np.ndarray, half_range: np.ndarray,
                        max_step: np.ndarray) -> str | None:
     """--stochastic: the spread of tanh(mean + std * eps) in robot units (first step of the chunk) against the

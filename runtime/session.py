@@ -32,7 +32,7 @@ from .recorder import RunRecorder
 from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
 from .safety import CommandFilter, SafetyStop
-from .sanity import action_scale, check_goal, rate_warnings, stochastic_warning
+from .sanity import check_goal, rate_warnings, stochastic_warning
 from .signals import stop_on_signals
 from .status import StatusLine
 
@@ -192,7 +192,7 @@ class _Session:
         if self.cfg.stochastic and self.model is not None:
             out = self.model(observation, ["action_mean", "action_log_std"], frames)
             warnings.append(stochastic_warning(out["action_mean"], out["action_log_std"],
-                                               action_scale(self.metadata), command_filter.max_step))
+                                               self.metadata.action_scale, command_filter.max_step))
         for warning in filter(None, warnings):
             self.log(f"actsac-run: warning: {warning}")
         if self.robot.cameras:

@@ -54,3 +54,18 @@ def small_config():
         "small", state_dim=12, action_groups=so100_groups(), chunk_size=10,
         obs_stats=NormStats.min_max([-100.0] * 12, [100.0] * 12),
         action_stats=NormStats.min_max([-100.0] * 5 + [0.0], [100.0] * 5 + [100.0]))
+
+
+def decoded_frames(path):
+    """What OpenCV itself decodes from a video file, frame by frame (BGR)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

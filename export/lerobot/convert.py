@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from actsac.policy import Checkpoint
-from actsac.policy.config import ActionGroup, CameraConfig, ConfigError, NormStats, PolicyConfig
+from actsac.policy.config import CameraConfig, ConfigError, NormStats, PolicyConfig, robot_action_groups
 
 from .models import ACTIVATIONS, ACTModel, Affine, LeRobotACT, LeRobotSAC, Normalisation, SACActorModel
 from .reader import (ACTION, DEFAULT_FPS, ENV, IMAGE_PREFIX, STATE, WEIGHTS_FILE, LeRobotError, LeRobotFiles, affine,
@@ -18,15 +18,10 @@ from .reader import (ACTION, DEFAULT_FPS, ENV, IMAGE_PREFIX, STATE, WEIGHTS_FILE
 IGNORED_ACT_PREFIXES = ("vae_encoder",)  # training-only parts of LeRobot's ACT
 
 
-def robot_joints(robot, units: str) -> list[tuple[str, str]]:
-    """(joint, unit) of ``robot`` (a RobotSpec) in action order, group after group. ``units`` "degrees": the
-    joints in range_m100_100 are in degrees (LeRobot's ``use_degrees``; a gripper stays range_0_100)."""
-    joints = []
-    for _, names in robot.groups:
-        for name in names:
-            unit = robot.motor(name).norm_mode
-            joints.append((name, "degrees" if units == "degrees" and unit == "range_m100_100" else unit))
-    return joints
+def lerobot_unit(units: str):
+    """A motor's unit in a LeRobot recording: its own, or with ``units`` "degrees" (LeRobot's ``use_degrees``)
+    degrees for the range_m100_100 joints (a gripper stays range_0_100)."""
+    return lambda motor: "degrees" if units == "degrees" and motor.norm_mode == "range_m100_100" else motor.norm_mode
 
 
 def camera_name(files: LeRobotFiles, key: str) -> str:
@@ -37,7 +32,7 @@ def camera_name(files: LeRobotFiles, key: str) -> str:
     return name
 
 
-def check_features(files: LeRobotFiles, joints: list[tuple[str, str]], robot_name: str) -> None:
+def check_features(files: LeRobotFiles, joints: list[str], robot_name: str) -> None:
     where = files.where()
     unknown = [k for k, f in files.inputs.items()
                if k not in (STATE, ENV) and f.type != "VISUAL"]
@@ -47,7 +42,7 @@ def check_features(files: LeRobotFiles, joints: list[tuple[str, str]], robot_nam
     if STATE not in files.inputs:
         raise LeRobotError(f"{where}: the policy has no observation.state: actsac runs policies that observe "
                            f"the robot's joints")
-    names = ", ".join(j for j, _ in joints) if len(joints) <= 8 else f"{joints[0][0]} ... {joints[-1][0]}"
+    names = ", ".join(joints) if len(joints) <= 8 else f"{joints[0]} ... {joints[-1]}"
     for key in (STATE, ACTION):
         feature = files.action if key == ACTION else files.inputs[key]
         if feature.shape != (len(joints),):
@@ -143,7 +138,8 @@ def load_lerobot(path: Path, robot, *, units: str = "range", fps: float | None =
     """Read the LeRobot checkpoint at ``path`` (a pretrained_model directory, or one holding it) for ``robot``
     (a RobotSpec: the joints and their units, which LeRobot's files do not name) as an actsac Checkpoint."""
     files = read_lerobot(path)
-    joints = robot_joints(robot, units)
+    groups = robot_action_groups(robot, lerobot_unit(units))
+    joints = [joint for group in groups for joint in group.joints]
     check_features(files, joints, robot.name)
     kind, config = files.policy_type, files.config
     (check_act if kind == "act" else check_sac)(files)
@@ -155,11 +151,8 @@ def load_lerobot(path: Path, robot, *, units: str = "range", fps: float | None =
     cameras = {c.name: (c.height, c.width) for c in described["cameras"]}
     env = files.train_config.get("env") if isinstance(files.train_config.get("env"), dict) else {}
     control_hz = float(fps or env.get("fps") or DEFAULT_FPS)
-    names = [f"{joint}.pos" for joint, _ in joints] + [f"environment_state.{i}" for i in range(env_dim)]
-    groups = {}
-    for group, members in robot.groups:
-        groups[group] = ActionGroup(group, list(members), [dict(joints)[m] for m in members])
-    common = dict(state_dim=state_dim + env_dim, action_groups=list(groups.values()), control_hz=control_hz,
+    names = [f"{joint}.pos" for joint in joints] + [f"environment_state.{i}" for i in range(env_dim)]
+    common = dict(state_dim=state_dim + env_dim, action_groups=groups, control_hz=control_hz,
                   observation_names=names, **described)
     try:
         if kind == "act":

@@ -82,52 +82,46 @@ class LeRobotActor(nn.Module):
 # --- ACT -------------------------------------------------------------------------------------------------
 
 
-class EncoderLayer(nn.Module):
-    def __init__(self, d: int, heads: int, ffn: int, activation: str, pre_norm: bool):
+class Layer(nn.Module):
+    """What LeRobot's encoder and decoder layers share: the feed-forward block and the residual around each
+    sub-layer, pre-norm (x + f(norm(x))) or post-norm (norm(x + f(x)))."""
+
+    def __init__(self, d: int, ffn: int, activation: str, pre_norm: bool):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.linear1, self.linear2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.activation, self.pre_norm = ACTIVATIONS[activation], pre_norm
+
+    def residual(self, x: torch.Tensor, norm: nn.LayerNorm, sublayer) -> torch.Tensor:
+        return x + sublayer(norm(x)) if self.pre_norm else norm(x + sublayer(x))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.activation(self.linear1(x)))
+
+
+class EncoderLayer(Layer):
+    def __init__(self, d: int, heads: int, ffn: int, activation: str, pre_norm: bool):
+        super().__init__(d, ffn, activation, pre_norm)
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        skip = x
-        if self.pre_norm:
-            x = self.norm1(x)
-        x = skip + self.self_attn(x + pos, x + pos, x, need_weights=False)[0]
-        if self.pre_norm:
-            skip, x = x, self.norm2(x)
-        else:
-            x = skip = self.norm1(x)
-        x = skip + self.linear2(self.activation(self.linear1(x)))
-        return x if self.pre_norm else self.norm2(x)
+        x = self.residual(x, self.norm1, lambda y: self.self_attn(y + pos, y + pos, y, need_weights=False)[0])
+        return self.residual(x, self.norm2, self.feed_forward)
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(Layer):
     def __init__(self, d: int, heads: int, ffn: int, activation: str, pre_norm: bool):
-        super().__init__()
+        super().__init__(d, ffn, activation, pre_norm)
         self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.multihead_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.linear1, self.linear2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.activation, self.pre_norm = ACTIVATIONS[activation], pre_norm
 
     def forward(self, x, memory, query_pos, memory_pos):
-        skip = x
-        if self.pre_norm:
-            x = self.norm1(x)
-        x = skip + self.self_attn(x + query_pos, x + query_pos, x, need_weights=False)[0]
-        if self.pre_norm:
-            skip, x = x, self.norm2(x)
-        else:
-            x = skip = self.norm1(x)
-        x = skip + self.multihead_attn(x + query_pos, memory + memory_pos, memory, need_weights=False)[0]
-        if self.pre_norm:
-            skip, x = x, self.norm3(x)
-        else:
-            x = skip = self.norm2(x)
-        x = skip + self.linear2(self.activation(self.linear1(x)))
-        return x if self.pre_norm else self.norm3(x)
+        x = self.residual(x, self.norm1, lambda y: self.self_attn(y + query_pos, y + query_pos, y,
+                                                                  need_weights=False)[0])
+        x = self.residual(x, self.norm2, lambda y: self.multihead_attn(y + query_pos, memory + memory_pos, memory,
+                                                                       need_weights=False)[0])
+        return self.residual(x, self.norm3, self.feed_forward)
 
 
 class Stack(nn.Module):

@@ -42,6 +42,11 @@ class Feature:
     type: str  # STATE | VISUAL | ENV | ACTION
     shape: tuple[int, ...]
 
+    @property
+    def stats_size(self) -> int:
+        """Values per statistic: one per channel for an image, one per value otherwise."""
+        return self.shape[0] if self.type == "VISUAL" else int(np.prod(self.shape))
+
 
 @dataclass
 class LeRobotFiles:
@@ -221,7 +226,7 @@ def _check_feature_stats(files: LeRobotFiles, feature: Feature) -> None:
     if mode not in MODE_STATS:
         raise LeRobotError(f"{where}: normalization_mapping {feature.type}: mode {mode!r} is not one of "
                            f"{', '.join(MODE_STATS)}")
-    size = feature.shape[0] if feature.type == "VISUAL" else int(np.prod(feature.shape))
+    size = feature.stats_size
     for stat in MODE_STATS[mode]:
         value = files.stats.get(feature.key, {}).get(stat)
         source = "the processor files" if files.layout == "LeRobot 0.4" else WEIGHTS_FILE
@@ -241,9 +246,8 @@ def affine(files: LeRobotFiles, feature: Feature, inverse: bool = False) -> tupl
     divides by std + eps but multiplies back by std alone; the MIN_MAX family maps [low, high] to [-1, 1], with
     eps for a zero range; IDENTITY is (0, 1)."""
     mode = files.norm_mode(feature)
-    size = feature.shape[0] if feature.type == "VISUAL" else int(np.prod(feature.shape))
     if mode == "IDENTITY":
-        return np.zeros(size), np.ones(size)
+        return np.zeros(feature.stats_size), np.ones(feature.stats_size)
     first, second = (files.stats[feature.key][name].reshape(-1) for name in MODE_STATS[mode])
     if mode == "MEAN_STD":
         return first, second if inverse else second + files.eps

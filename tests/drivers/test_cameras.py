@@ -16,6 +16,7 @@ from actsac.drivers.robot import Robot
 from actsac.drivers.robots import CameraSpec, load_robot
 from actsac.drivers.sim import Faults, simulate
 from actsac.drivers.sim.feed import FrameFeed
+from tests.conftest import decoded_frames
 
 MODEL_HW = (48, 64)
 BGR = (40, 90, 220)  # drawn in BGR: the camera must deliver (220, 90, 40)
@@ -48,19 +49,6 @@ def pattern_video(path, count, height, width):
         frame[8:24, 4 + 2 * i:20 + 2 * i] = (0, 0, 255)  # red in BGR
         frames.append(frame)
     return write_video(path, frames)
-
-
-def decoded_frames(path):
-    """What OpenCV itself decodes from the file, frame by frame (BGR)."""
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def collect(camera, seconds, until_lost=False):

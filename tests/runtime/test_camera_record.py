@@ -11,6 +11,7 @@ import pytest
 from actsac.drivers.sim import Faults, SimOptions
 from actsac.runtime.safety import SafetySettings
 from actsac.runtime.session import EXIT_OK, EXIT_SAFETY_STOP
+from tests.conftest import decoded_frames
 
 from .conftest import run_bounded
 
@@ -23,18 +24,6 @@ HOOK = "no video: runtime/session.py must call self.recorder.attach_cameras(self
 def read_rec(directory):
     rows = [json.loads(line) for line in (directory / "ticks.jsonl").read_text().splitlines()]
     return [r for r in rows if "tick" in r], [r["event"] for r in rows if "event" in r]
-
-
-def read_video(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def video_of(directory, name="front"):
@@ -70,7 +59,7 @@ def test_visual_run_records_camera_fields_video_and_plot(tmp_path):
     assert path.suffix in (".mp4", ".avi") and any(f"video {path}" in line for line in lines)
     video = events[-2]["videos"]["front"]
     assert video["file"] == path.name and video["error"] is None and video["fed_not_recorded"] == 0
-    images = read_video(path)
+    images = decoded_frames(path)
     assert len(images) == video["video_frames"] >= 30
     assert all(image.shape == (48, 64, 3) for image in images)
     assert video["first_frame"] <= frames[0] and video["last_frame"] >= frames[-1]
@@ -90,5 +79,5 @@ def test_a_frozen_camera_is_held_then_stops_the_run_and_the_video_is_still_close
     assert held and all("hold" in t["flags"] and t["cameras"]["front"]["fresh"] is False for t in held)
     assert summary["camera_hold_ticks"] == len(held)
     assert events[-1]["exit_code"] == EXIT_SAFETY_STOP
-    images = read_video(video_of(rec))  # released on the safety stop's path too: readable to its end
+    images = decoded_frames(video_of(rec))  # released on the safety stop's path too: readable to its end
     assert len(images) == events[-2]["videos"]["front"]["video_frames"] >= 20

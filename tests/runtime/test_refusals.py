@@ -78,7 +78,7 @@ def test_real_port_uses_the_default_calibration_file(tmp_path, monkeypatch):
 
 def test_missing_model_and_missing_example_model(tmp_path, monkeypatch):
     refused(tmp_path, "no such file", model=tmp_path / "nope.onnx")
-    monkeypatch.setattr(backends, "EXAMPLE_MODEL", tmp_path / "so100_reach.onnx")
+    monkeypatch.setitem(backends.EXAMPLES, "so100-reach", tmp_path / "so100_reach.onnx")
     refused(tmp_path, "example policy .* is not installed: pass --model")
 
 

@@ -42,7 +42,7 @@ def test_so100_ensemble_reaches_its_goals_records_and_reports(reach_onnx, tmp_pa
 def test_so100_chunk_mode_runs_chunks_open_loop(reach_onnx, monkeypatch):
     from actsac.runtime import backends
 
-    monkeypatch.setattr(backends, "EXAMPLE_MODEL", reach_onnx)  # no --model: the shipped example policy runs
+    monkeypatch.setitem(backends.EXAMPLES, "so100-reach", reach_onnx)  # no --model: the so100's example runs
     summary, lines = run_bounded(duration_s=1.5, fps=30, exec_mode="chunk", n_action_steps=6)
     assert "reach.onnx" in lines[1]
     assert summary["exit_code"] == EXIT_OK
