@@ -3,7 +3,8 @@
     actsac-bench actor.onnx [--backends ort,ort-cuda,ort-trt,trt,torch] [--threads N] [--iters N]
                  [--json FILE] [--plot FILE]
     actsac-bench --loop [--model actor.onnx] [--robot so100] [--port P --calibration FILE] [--fps 100]
-                 [--duration 60] [--exec ensemble|chunk] [--record DIR] [--no-realtime] [--require-targets]
+                 [--duration 60] [--exec ensemble|chunk] [--record DIR] [--health-hz HZ] [--no-realtime]
+                 [--require-targets]
     actsac-bench --bus [--robot so100[,koch,...]] [--port P] [--cycles 2000] [--baudrate N] [--no-wire-time]
     actsac-bench --camera SOURCE [--duration 10] [--camera-size WxH] [--camera-fps N]
     actsac-bench --compare A.json B.json ...
@@ -87,6 +88,8 @@ class LoopOptions:
                                          "ensemble)", flag="--exec", choices=("ensemble", "chunk"),
                                    metavar="{ensemble,chunk}")
     record: Path | None = option(None, "write the per-tick log and plot here", metavar="DIR")
+    health_hz: float | None = option(None, "motor-health reads per group per second, as actsac-run --health-hz "
+                                           "(default 5; 0: none, to measure the loop without them)", AT_LEAST_0)
 
 
 @dataclass
@@ -173,6 +176,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
         p.error("--model is the --loop policy; to time a model, give it as the first argument")
     for flag, value, mode in (("--exec", args.exec_mode, "loop"), ("--record", args.record, "loop"),
                                ("--require-targets", args.require_targets, "loop"),
+                               ("--health-hz", args.health_hz is not None, "loop"),
                                ("--baudrate", args.baudrate, "bus"), ("--no-wire-time", not args.wire_time, "bus")):
         if value and not getattr(args, mode):
             p.error(f"{flag} is a --{mode} option")
@@ -230,7 +234,8 @@ def _main(args) -> int:
 
         report["loop"] = bench_loop(args.duration or LOOP_DURATION_S, args.fps, robot=args.robot, port=args.port,
                                     model=args.loop_model or args.model, calibration=args.calibration,
-                                    exec_mode=args.exec_mode, record=args.record, realtime=args.realtime)
+                                    exec_mode=args.exec_mode, record=args.record, realtime=args.realtime,
+                                    health_hz=args.health_hz)
     if args.bus:
         from .bus import bench_bus
 

@@ -17,7 +17,8 @@ import os
 import select
 from typing import Iterable, Mapping
 
-from .errors import BusError, ConnectError
+from . import dynamixel_protocol, feetech_protocol
+from .errors import BusError, ConnectError, MotorStatusError
 from .retry import with_retries
 from .robots import BusSpec, MotorSpec
 from .tables import MotorModel, Reg, motor_model, reg_label
@@ -25,6 +26,9 @@ from .tables import MotorModel, Reg, motor_model, reg_label
 DEFAULT_TIMEOUT_S = 0.02  # per try, on top of the emulated wire time: covers OS scheduling and USB latency
 DEFAULT_RETRIES = 2
 DEFAULT_BUDGET_S = 0.25  # all tries of one operation together
+# Status words that report the motor's condition, not a refused instruction (the instruction was carried out).
+HARDWARE_ERROR_WORDS = frozenset(feetech_protocol.ERROR_BITS.values()) | frozenset(
+    dynamixel_protocol.HARDWARE_ERROR_BITS.values()) | {"hardware alert"}
 
 
 class MotorBus:
@@ -136,6 +140,22 @@ class MotorBus:
         raw = self._retry(lambda: self._sync_read(ids, reg.address, reg.size), ids, register)
         return {n: self.models[n].decode(register, raw[self.motors[n].id]) for n in names}
 
+    def sync_read_each(self, registers: Mapping[str, str]) -> dict[str, int]:
+        """Read each motor's own register ({motor: register}) decoded by its own model: one transaction per
+        distinct (address, size), so a Koch's XL430 Present_Load and XL330 Present_Current (both at 126) come
+        back in one sync read."""
+        self._check_connected()
+        by_place: dict[tuple[int, int], list[str]] = {}
+        for name in self._names(registers):
+            entry = self.models[name].register(registers[name])
+            by_place.setdefault((entry.address, entry.size), []).append(name)
+        out: dict[str, int] = {}
+        for (address, size), names in by_place.items():
+            ids = [self.motors[n].id for n in names]
+            raw = self._retry(lambda: self._sync_read(ids, address, size), ids, registers[names[0]])
+            out.update({n: self.models[n].decode(registers[n], raw[self.motors[n].id]) for n in names})
+        return out
+
     def sync_write(self, register: str, values: Mapping[str, int]) -> None:
         """Write one register of several motors in one packet (no acknowledgement on the wire)."""
         names = self._names(values)
@@ -156,11 +176,15 @@ class MotorBus:
 
     # ------------------------------------------------------------------ helpers
     def _set_torque(self, names: list[str], value: int) -> None:
-        """Acknowledged write to each motor; every motor is tried even when one fails (safety first)."""
+        """Acknowledged write to each motor; every motor is tried even when one fails (safety first). A reply
+        that only reports hardware error bits (an overheated motor) still acknowledges the write."""
         first_error = None
         for name in names:
             try:
                 self.write(Reg.Torque_Enable, name, value)
+            except MotorStatusError as exc:
+                if not set(exc.errors) <= HARDWARE_ERROR_WORDS:
+                    first_error = first_error or exc
             except Exception as exc:  # noqa: BLE001 (any failure on one motor must not spare the others)
                 first_error = first_error or exc
         if first_error is not None:

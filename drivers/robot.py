@@ -10,9 +10,10 @@
 Its parts are its motor buses, one worker thread per bus, so a composite robot's read or write costs its
 slowest bus, not the sum of all (pyserial releases the GIL while it waits for bytes), and its cameras
 (``drivers/cameras.py``), each capturing in its own thread: opened in ``connect`` after the buses, closed
-after torque is off. ``read_frames`` hands the newest frame of each without waiting. Motor-health reads belong
-here too; the runtime never reaches past this class to a ``MotorBus`` or a camera's source. Hardware states: disconnected -> connected (torque off, reads
-allowed) -> active (torque on, goal writes allowed); every exit (``safe_stop``, ``disconnect``, a ``with``
+after torque is off. ``read_frames`` hands the newest frame of each without waiting. The runtime never reaches
+past this class to a ``MotorBus`` or a camera's source. Hardware states: disconnected -> connected (torque off, reads
+allowed) -> active (torque on, goal writes allowed); ``read_health`` reads one group of health registers
+(temperature, effort, voltage) in physical units; every exit (``safe_stop``, ``disconnect``, a ``with``
 block's end, an error in ``connect``) turns torque off.
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 from .bus import MotorBus, disconnect_all, make_bus
 from .cameras import Camera, Frame
 from .errors import RobotStateError
+from .health import health_register, to_physical
 from .homing import apply_calibration
 from .robots import RobotSpec
 from .tables import Reg, motor_model
@@ -189,6 +191,21 @@ class Robot:
         self.write_raw(Reg.Goal_Position, {
             name: int(unnormalize(value, self.calibration[name], self._mode[name], self._resolution[name]))
             for name, value in goals.items()})
+
+    def read_health(self, group: str) -> dict[str, float]:
+        """One health group (``drivers/health.py``: temperature degC, effort % of stall, voltage V) of every
+        motor, one sync read per bus, the buses concurrently."""
+        self._require("connected", "active")
+
+        def read(bus: MotorBus) -> dict[str, float]:
+            registers = {name: health_register(model, group) for name, model in bus.models.items()}
+            raw = bus.sync_read_each(registers)
+            return {name: to_physical(bus.models[name], group, value) for name, value in raw.items()}
+
+        out: dict[str, float] = {}
+        for values in self._on_buses(read).values():
+            out.update(values)
+        return out
 
     def read_frames(self) -> dict[str, Frame | None]:
         """The newest frame of every camera (None before its first); never waits on a camera."""

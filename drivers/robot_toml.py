@@ -13,6 +13,10 @@ Format (see robots/upper_body.toml)::
     arm_0 = 5.0
     [cameras.front]     # optional, one table per camera: source (device index or path, stream URL, video
     source = "/dev/video0"; width = 640; height = 480; fps = 30   # file; none: simulated), size and rate asked
+    [health]            # optional: motor-health limits of every motor (runtime/health.py; defaults per model)
+    temperature_c = [55, 60, 65]; effort_pct = [80, 50]; stall_s = 0.5; voltage_drop_pct = [10, 20]
+    [health.arm_0]      # optional: one motor's own limits
+    temperature_c = [50, 55, 60]
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def parse_robot_toml(path: Path) -> RobotSpec:
     except OSError as exc:
         raise RobotSpecError(f"{path}: cannot read: {exc.strerror}") from None
     top = _Fields(path, data, "")
-    top.unknown_keys({"name", "buses", "groups", "max_step", "cameras"})
+    top.unknown_keys({"name", "buses", "groups", "max_step", "cameras", "health"})
     name = top.get("name", str, default=path.stem, required=False)
     buses_raw = top.get("buses", list)
     if not buses_raw:
@@ -125,7 +129,43 @@ def parse_robot_toml(path: Path) -> RobotSpec:
     cameras_raw = top.get("cameras", dict, default={}, required=False)
     cameras_fields = top.sub(cameras_raw, "cameras")
     cameras = tuple(_parse_camera(cameras_fields.sub(table, c), c) for c, table in cameras_raw.items())
-    return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step, cameras=cameras)
+    health = _parse_health(top.sub(top.get("health", dict, default={}, required=False), "health"), names)
+    return RobotSpec(name=name, buses=buses, groups=tuple(groups), max_step=max_step, cameras=cameras,
+                     health=health)
+
+
+HEALTH_LEVELS = {"temperature_c": (3, "increasing"), "effort_pct": (2, "decreasing"),
+                 "voltage_drop_pct": (2, "increasing"), "stall_s": (None, None)}
+
+
+def _parse_health(fields: _Fields, motors: list[str]) -> dict[str, dict]:
+    """``[health]`` (every motor) and ``[health.<motor>]`` (one motor): the limits of ``runtime/health.py``,
+    as {"" or motor: {field: value}}."""
+    out = {"": _health_levels(fields, set(motors))}
+    for motor in motors:
+        if motor in fields.table:
+            out[motor] = _health_levels(fields.sub(fields.table[motor], motor), set())
+    return out
+
+
+def _health_levels(fields: _Fields, motors: set[str]) -> dict:
+    fields.unknown_keys(set(HEALTH_LEVELS) | motors)
+    levels = {}
+    for key, (count, order) in HEALTH_LEVELS.items():
+        if key not in fields.table:
+            continue
+        if count is None:
+            value = float(fields.get(key, float))
+            if not 0 < value < math.inf:
+                raise fields.fail(key, "must be positive and finite")
+            levels[key] = value
+            continue
+        value = fields.get(key, list)
+        ok = len(value) == count and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or list(value) != sorted(value, reverse=order == "decreasing"):
+            raise fields.fail(key, f"expected {count} {order} numbers, got {value!r}")
+        levels[key] = [float(v) for v in value]
+    return levels
 
 
 def _parse_camera(fields: _Fields, name: str) -> CameraSpec:

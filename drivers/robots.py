@@ -54,6 +54,7 @@ class RobotSpec:
     groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group name, joint names) in policy order
     max_step: dict[str, float] = field(default_factory=dict)  # safety: max command change per tick, user units
     cameras: tuple[CameraSpec, ...] = ()
+    health: dict = field(default_factory=dict)  # motor-health limits from the robot file: {"" or motor: {...}}
 
     def camera(self, name: str) -> CameraSpec | None:
         return next((c for c in self.cameras if c.name == name), None)

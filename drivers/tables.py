@@ -115,6 +115,21 @@ class Register:
 
 
 @dataclass(frozen=True)
+class Ratings:
+    """What a model reports of its effort and what it can do: datasheet figures (the source beside each record).
+
+    ``effort_full_scale`` is the raw value of ``effort`` that means 100 % (the stall torque or stall current),
+    so every model's effort reads as a percentage; ``no_load_speed`` is in ticks/s at the rated voltage.
+    """
+
+    effort: Reg  # Present_Load (0.1 % units) or Present_Current (model-specific mA units)
+    effort_full_scale: int
+    voltage: Reg  # Present_Voltage / Present_Input_Voltage, 0.1 V
+    no_load_speed: float  # ticks/s
+    temperature_limit_c: int  # the factory Max_Temperature_Limit
+
+
+@dataclass(frozen=True)
 class MotorModel:
     """Everything the drivers and simulator need to know about one servo model."""
 
@@ -132,6 +147,7 @@ class MotorModel:
     memory_size: int = 256
     firmware_version: int = 0  # what the simulator reports
     defaults: Mapping[Reg, int] = field(default_factory=dict)  # the simulator's factory values
+    ratings: Ratings | None = None
 
     def register(self, name: str) -> Register:
         entry = self.registers.get(name)  # Reg is a str enum: a plain string finds its entry too
@@ -281,27 +297,38 @@ _FEETECH = dict(family="feetech", resolution=4096, eeprom_end=40, sign_encoding=
 _DYNAMIXEL = dict(family="dynamixel", resolution=4096, eeprom_end=64, sign_encoding="twos_complement",
                   baud_rates=_X_BAUD, velocity_unit=_X_VELOCITY_UNIT, homing_sign=1, memory_size=256)
 
+_RPM = 4096 / 60.0  # ticks/s per rev/min
+# STS3215 (7.4 V, C001): 0.222 s / 60 degrees unloaded (about 45 rev/min), Present_Load 0..1000 = 0..100 %,
+# factory Max_Temperature_Limit 70 degC (Feetech STS3215 datasheet and memory table; REFERENCE.md section 11).
+_STS3215_RATINGS = Ratings(Reg.Present_Load, 1000, Reg.Present_Voltage, 60.0 / 360 * 4096 / 0.222, 70)
+# ROBOTIS e-Manual: XL330-M288 stall 1.47 A at 5.0 V (Present_Current unit 1 mA), 103 rev/min, limit 70 degC;
+# XL430-W250 Present_Load 0.1 %, 57 rev/min at 11.1 V, limit 72 degC; XM430-W350 stall 2.3 A at 12 V
+# (Present_Current unit 2.69 mA: 855 units), 46 rev/min, limit 80 degC.
+_XL330_RATINGS = Ratings(Reg.Present_Current, 1470, Reg.Present_Input_Voltage, 103 * _RPM, 70)
+_XL430_RATINGS = Ratings(Reg.Present_Load, 1000, Reg.Present_Input_Voltage, 57 * _RPM, 72)
+_XM430_RATINGS = Ratings(Reg.Present_Current, 855, Reg.Present_Input_Voltage, 46 * _RPM, 80)
+
 MODELS: Mapping[str, MotorModel] = MappingProxyType({m.name: m for m in (
     MotorModel("sts3215", model_number=777, registers=_STS_TABLE, firmware_version=3,
                defaults=MappingProxyType({Reg.Baud_Rate: 0, Reg.Status_Return_Level: 1, Reg.Max_Torque_Limit: 1000,
                                           Reg.Torque_Limit: 1000, Reg.Present_Voltage: 74,
                                           Reg.Present_Temperature: 30, Reg.P_Coefficient: 32}),
-               **_FEETECH),
+               ratings=_STS3215_RATINGS, **_FEETECH),
     MotorModel("xl330-m288", model_number=1200, registers=_X_CURRENT, firmware_version=52,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 50, Reg.Present_Temperature: 30,
                                           Reg.Velocity_Limit: 445, Reg.PWM_Limit: 885}),
-               **_DYNAMIXEL),
+               ratings=_XL330_RATINGS, **_DYNAMIXEL),
     MotorModel("xl430-w250", model_number=1060, registers=_X_LOAD, firmware_version=46,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 120, Reg.Present_Temperature: 30,
                                           Reg.Velocity_Limit: 265, Reg.PWM_Limit: 885}),
-               **_DYNAMIXEL),
+               ratings=_XL430_RATINGS, **_DYNAMIXEL),
     MotorModel("xm430-w350", model_number=1020, registers=_X_CURRENT, firmware_version=46,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 120, Reg.Present_Temperature: 30,
                                           Reg.Velocity_Limit: 200, Reg.PWM_Limit: 885}),
-               **_DYNAMIXEL),
+               ratings=_XM430_RATINGS, **_DYNAMIXEL),
 )})
 
 FAMILIES = ("feetech", "dynamixel")

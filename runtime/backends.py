@@ -215,7 +215,8 @@ def warm_up(infer: Callable[..., np.ndarray], observation: np.ndarray, calls: in
 
 def make_infer(model, metadata, stochastic: bool = False, seed: int = 0) -> Callable[..., np.ndarray]:
     """``infer(observation, images=None) -> chunk (H, A)`` in robot units (float64), deterministic or seeded
-    stochastic; ``images`` as the backends take them (None for a state-only model)."""
+    stochastic; ``images`` as the backends take them (None for a state-only model). The stochastic one returns
+    ``(sample, deterministic chunk)``: the safety check judges the policy's plan, not the noise on it."""
     if not stochastic:
         def infer(observation: np.ndarray, images: Images = None) -> np.ndarray:
             return np.asarray(model(observation, ["action"], images)["action"], dtype=np.float64)
@@ -228,6 +229,7 @@ def make_infer(model, metadata, stochastic: bool = False, seed: int = 0) -> Call
         mean = np.asarray(out["action_mean"], np.float64)
         std = np.exp(np.asarray(out["action_log_std"], np.float64))
         squashed = np.tanh(mean + std * rng.standard_normal(mean.shape))
-        return np.asarray(metadata.action_to_robot_units(squashed), dtype=np.float64)
+        return (np.asarray(metadata.action_to_robot_units(squashed), dtype=np.float64),
+                np.asarray(metadata.action_to_robot_units(np.tanh(mean)), dtype=np.float64))
 
     return sample

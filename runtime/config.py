@@ -17,6 +17,7 @@ from actsac.options import AT_LEAST_1, FINITE, OptionError, check_options, optio
 
 from .backends import BACKENDS, ORT_THREADS
 from .errors import RunRefused
+from .health import HealthSettings
 from .safety import POSITIVE, SafetySettings
 
 
@@ -82,6 +83,7 @@ class RunConfig:
     status: bool | None = option(None, "a live status line (rate, misses, inference, errors), refreshed twice a "
                                        "second (default: on when the output is a terminal)")
     safety: SafetySettings = field(default_factory=SafetySettings)  # the "safety" group of options
+    health: HealthSettings = field(default_factory=HealthSettings)  # the "health" group: motor-health reads
 
     def validate(self) -> None:
         """Raise OptionError naming the first option out of its range (before anything is opened)."""

@@ -2,10 +2,11 @@
 
 ``update(tick, positions, images=None)`` never waits on the model: it submits the newest observation (and a
 camera model's frames) to the inference worker, takes whatever chunks have finished (discarding non-finite
-ones), asks the executor for this tick's action, soft-starts and clamps it. With no action for a tick the
+ones, and with a ``ChunkCheck`` clamping each into the ranges and dropping one that jumps), asks the executor for this tick's action, soft-starts and clamps it. With no action for a tick the
 last command holds; after ``stall_timeout_s`` without one, ``SafetyStop``. With a ``CameraGate`` the frames
 are its newest fresh ones; a tick whose frames are not all fresh submits nothing and holds (the wait for a
-valid action restarts when the cameras are fresh again; the gate stops a camera stale for too long).
+valid action restarts when the cameras are fresh again; the gate stops a camera stale for too long). With a
+``HealthGuard`` every command keeps a derated joint near its present position, and the step cap shrinks.
 Commands are full robot-joint vectors (user units); joints the model does not drive hold their starting pose.
 A goal schedule's goal goes into the observation's ``.goal`` features, or for a model that sees its goal
 (``show_goal``), into the simulated scene each time it changes.
@@ -24,7 +25,7 @@ from .cameras import CameraGate
 from .inference import InferenceWorker
 from .loop import TickTime
 from .observation import GoalSchedule, ObservationBuilder
-from .safety import CommandFilter, SafetyStop, SoftStart, chunk_is_finite
+from .safety import ChunkCheck, CommandFilter, SafetyStop, SoftStart, chunk_is_finite
 
 LATENCY_WINDOW = 10  # chunk mode sizes its request lead on the worst of the last few latencies
 
@@ -34,7 +35,8 @@ class Controller:
                  observations: ObservationBuilder, goals: GoalSchedule | None, driven: list[int],
                  command_filter: CommandFilter, period_s: float, ramp_s: float, stall_timeout_s: float,
                  initial_latency_s: float = 0.0, cameras: CameraGate | None = None,
-                 goal_index: list[int] | None = None, show_goal: Callable[[np.ndarray], object] | None = None):
+                 goal_index: list[int] | None = None, show_goal: Callable[[np.ndarray], object] | None = None,
+                 health=None, chunk_check: ChunkCheck | None = None):
         self.executor = executor
         self.worker = worker
         self.observations = observations
@@ -63,6 +65,8 @@ class Controller:
         self._submitted_frames: dict[int, dict] = {}  # tick -> the gate's facts of the frames submitted then
         self.goal_index = observations.goal_index if goal_index is None else list(goal_index)
         self.show_goal = show_goal
+        self.health = health  # runtime/health.py HealthGuard, or None
+        self.chunk_check = chunk_check
         self._tick_latency_s: float | None = None
         self._segment: tuple[int, np.ndarray, float] | None = None  # (segment, goal, last error)
 
@@ -90,15 +94,18 @@ class Controller:
             self.hold_ticks += 1
             self.camera_hold_ticks += 1
             self._camera_hold_tick = t
-            info.update(hold=True, camera_hold=True, goal=goal, position=positions, command=self.last_command,
+            command = self._derate(self.last_command, positions, t)
+            info.update(hold=True, camera_hold=True, goal=goal, position=positions, command=command,
                         latency_s=self._tick_latency_s, frames_used=None)  # nothing written from new frames
-            return self.last_command, info
+            return command, info
         observation, frames = self.observations.inputs(positions, goal, images)
         if not self.chunk_mode or (self.executor.needs_chunk(t, self.lead_ticks) and not self.worker.busy):
             self.worker.submit(observation, t, frames)
             if camera_info is not None:
                 self._submitted_frames[t] = camera_info
         target = self.executor.action_at(t)
+        if self.chunk_check is not None and self.chunk_check.holding:
+            target = None  # the last chunks all jumped: hold until a smooth one comes
         info["hold"] = target is None
         if target is None:
             self.hold_ticks += 1
@@ -107,18 +114,31 @@ class Controller:
             since = t - waited_from
             if since >= self.stall_ticks:
                 what = "no valid action" if self._last_action_tick is not None else "no first action"
+                if self.chunk_check is not None and self.chunk_check.holding:
+                    what += (f" ({self.chunk_check.in_a_row} chunks in a row jumped, the last one: "
+                             f"{self.chunk_check.last_jump})")
                 raise SafetyStop(f"inference stalled: {what} for {since * self.period_s:.2f} s "
                                  f"(stall timeout {self.stall_ticks * self.period_s:.2f} s)")
-            command = self.last_command
+            command = self._derate(self.last_command, positions, t)
         else:
             self._last_action_tick = t
             blended, info["ramping"] = self.soft_start.apply(target, t)
-            safe, info["clamped"] = self.filter.apply(blended, self.last_command[self.driven])
+            step_scale = 1.0 if self.health is None else self.health.step_scale
+            safe, info["clamped"] = self.filter.apply(blended, self.last_command[self.driven], step_scale)
             command = self.last_command.copy()
             command[self.driven] = safe
-            self.last_command = command
+            command = self._derate(command, positions, t)
+        self.last_command = command
         info.update(goal=goal, position=positions, command=command, latency_s=self._tick_latency_s)
+        if self.health is not None:
+            info["derated"] = self.health.derated
         return command, info
+
+    def _derate(self, command: np.ndarray, positions: np.ndarray, t: int) -> np.ndarray:
+        """The command with each derated joint kept near its present position (no guard: unchanged)."""
+        if self.health is None:
+            return command
+        return self.health.limit(command, positions, (t - self._first_tick) * self.period_s)
 
     def _take_results(self) -> tuple[int, dict[str, float] | None]:
         """(chunks taken, capture times of the frames the newest of them was computed from)."""
@@ -131,10 +151,13 @@ class Controller:
             if result.error is not None:
                 self.inference_errors += 1
                 continue
-            if not chunk_is_finite(result.chunk):
+            if not chunk_is_finite(result.chunk) or (result.judged is not None and not chunk_is_finite(result.judged)):
                 self.nan_chunks += 1
                 continue
-            self.executor.add_chunk(result.chunk, result.start_tick)
+            chunk = result.chunk if self.chunk_check is None else self.chunk_check.check(result.chunk, result.judged)
+            if chunk is None:
+                continue
+            self.executor.add_chunk(chunk, result.start_tick)
             self._newest_chunk_tick = result.start_tick
             self.chunks_received += 1
             received += 1

@@ -27,6 +27,7 @@ class ChunkResult:
     latency_s: float  # model call duration
     finished_s: float  # worker clock when it finished
     error: str | None = None
+    judged: np.ndarray | None = None  # a sampled chunk's deterministic plan (what the chunk check judges)
 
 
 class InferenceWorker:
@@ -82,12 +83,14 @@ class InferenceWorker:
                 (observation, images, tick), self._pending = self._pending, None
                 self._running = True
             start = self._clock()
-            chunk, error = None, None
+            chunk, judged, error = None, None, None
             try:
                 chunk = self._infer(observation) if images is None else self._infer(observation, images)
+                if isinstance(chunk, tuple):  # (sample, deterministic plan)
+                    chunk, judged = chunk
             except Exception as exc:  # a failing model is a counted fault, not a dead thread
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             end = self._clock()
             with self._cond:
-                self._results.append(ChunkResult(tick, chunk, end - start, end, error))
+                self._results.append(ChunkResult(tick, chunk, end - start, end, error, judged))
                 self._running = False

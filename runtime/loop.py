@@ -1,4 +1,4 @@
-"""The loop owns time: ``read -> update -> write`` on absolute deadlines at a fixed rate.
+"""The loop owns time: ``read -> update -> write (-> monitor)`` on absolute deadlines at a fixed rate.
 
 Deadlines are ``start + index * period`` (no drift). The wait sleeps most of the way and spins the last
 fraction (``time.sleep`` alone overshoots by tens to hundreds of microseconds). A tick that would start one
@@ -7,7 +7,8 @@ period boundary already passed, so the index always names the period the tick ru
 chunks on it), and the skip is counted as a deadline miss.
 
 Time is injected (``Clock``), so tests drive the loop with a fake clock. Nothing here touches a bus: the
-``io`` object reads and writes, the ``controller`` decides.
+``io`` object reads and writes, the ``controller`` decides, and an optional ``monitor`` (motor-health reads)
+uses what the tick has left after its write.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class TickRecord:
     write_s: float  # bus write duration
     end_s: float
     info: dict  # the controller's and the io's per-tick facts (observation, command, flags...)
+    monitor_s: float = 0.0  # the monitor step's duration (after end_s: not part of the loop's overhead)
 
     @property
     def overhead_s(self) -> float:
@@ -109,13 +111,16 @@ class TickRecord:
 
 class ControlLoop:
     """``io.read(tick) -> (observation, info)``, ``controller.update(tick, observation) -> (command, info)``,
-    ``io.write(command)``, every period until ``stop`` is set, ``max_ticks`` ran or an exception escapes
-    (the caller maps exceptions to the safe state). ``on_tick(record)`` sees every finished tick."""
+    ``io.write(command)``, then ``monitor(tick) -> info`` when given, every period until ``stop`` is set,
+    ``max_ticks`` ran or an exception escapes (the caller maps exceptions to the safe state).
+    ``on_tick(record)`` sees every finished tick."""
 
     def __init__(self, io, controller, period_s: float, clock: Clock | None = None,
-                 on_tick: Callable[[TickRecord], None] | None = None):
+                 on_tick: Callable[[TickRecord], None] | None = None,
+                 monitor: Callable[[TickTime], dict] | None = None):
         self.io = io
         self.controller = controller
+        self.monitor = monitor
         self.clock = clock or RealClock()
         self.scheduler = RateScheduler(period_s, self.clock)
         self.on_tick = on_tick
@@ -137,7 +142,10 @@ class ControlLoop:
             t2 = self.clock.now()
             self.io.write(command)
             t3 = self.clock.now()
+            monitor_info = self.monitor(tick) if self.monitor is not None else {}
+            t4 = self.clock.now()
             self.ticks += 1
             if self.on_tick is not None:
-                self.on_tick(TickRecord(tick, t1 - t0, t2 - t1, t3 - t2, t3, {**io_info, **info}))
+                self.on_tick(TickRecord(tick, t1 - t0, t2 - t1, t3 - t2, t3, {**io_info, **info, **monitor_info},
+                                        t4 - t3))
         return "stopped"

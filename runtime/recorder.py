@@ -5,14 +5,15 @@ and commands in user units, chunk age in ticks, flags) and is flushed at least e
 at most the last second. A camera model's ticks also carry, per camera, the frame index the tick took, its
 capture time (seconds from the loop start, the same origin as ``scheduled_s``) and its age when taken (ms),
 ``frames_used`` (capture times of the frames an arriving chunk was computed from) and a ``camera_hold`` flag
-on ticks held for a stale or frozen camera.
+on ticks held for a stale or frozen camera. A tick that read a motor-health group carries ``health`` ({group:
+{motor: value}} in degC, % of stall effort or V) and ``monitor_ms``; ``derated`` lists the derated joints.
 
 A DIR holding an earlier run's ``ticks.jsonl`` is refused before the run (``RunConfig.check_outputs``) unless
 ``--record-overwrite``; the recorder then removes the earlier ``run.png`` when it starts.
 
 Each camera's frames go to ``camera_<name>.mp4`` (``runtime/video.py``).
 
-``run.png`` (joint commands vs positions, each camera's frame age, tick-timing histogram) is drawn at the end
+``run.png`` (joint commands vs positions, each camera's frame age, motor temperatures, tick-timing histogram) is drawn at the end
 with matplotlib's Agg backend, imported only then.
 
 The session attaches the robot's cameras once, right after creating the recorder:
@@ -62,6 +63,7 @@ class RunRecorder:
         self.cameras: dict = {}  # name -> Camera (``attach_cameras``)
         self.frame_ages: dict[str, list[tuple[float, float]]] = {}  # name -> [(tick time, frame age ms)]
         self.camera_holds: list[float] = []
+        self.temperatures: dict[str, list[tuple[float, float]]] = {}  # motor -> [(tick time, degC)]
         self.video: VideoRecorder | None = None
         self._video_error: str | None = None
         self.fed: dict[str, list[int]] = {}  # per camera: the frame each tick not held gave the controller
@@ -146,6 +148,14 @@ class RunRecorder:
                "inference_ms": None if latency_ms is None else round(latency_ms, 3),
                "chunks_in": info.get("chunks_in", 0),
                "flags": [f for f in ("hold", "camera_hold", "ramping", "clamped", "bus_error") if info.get(f)]}
+        if info.get("derated"):
+            row["derated"] = list(info["derated"])
+        if info.get("health"):
+            row["health"] = {group: {m: round(v, 2) for m, v in values.items()}
+                             for group, values in info["health"].items()}
+            row["monitor_ms"] = round(rec.monitor_s * 1e3, 3)
+            for m, v in info["health"].get("temperature", {}).items():
+                self.temperatures.setdefault(m, []).append((row["scheduled_s"], v))
         if info.get("goal") is not None:
             row["goal"] = _round(info["goal"])
         cameras = info.get("cameras")
@@ -204,7 +214,8 @@ class RunRecorder:
         pos, cmd = np.asarray(self.positions), np.asarray(self.commands)
         n = len(self.joints)
         ages = {name: np.asarray(a) for name, a in self.frame_ages.items() if a}
-        panels = n + (1 if ages else 0) + 1
+        temperatures = {m: np.asarray(v) for m, v in self.temperatures.items() if v}
+        panels = n + (1 if ages else 0) + (1 if temperatures else 0) + 1
         fig, axes = plt.subplots(panels, 1, figsize=(9, 1.6 * panels + 1), squeeze=False)
         for j, name in enumerate(self.joints):
             ax = axes[j, 0]
@@ -225,6 +236,14 @@ class RunRecorder:
             ax.set_xlabel("time (s)", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.legend(fontsize=7, loc="upper right")
+        if temperatures:
+            ax = axes[panels - 2, 0]
+            for m, v in temperatures.items():
+                ax.plot(v[:, 0], v[:, 1], lw=1.0, label=m)
+            ax.set_ylabel("motor temp (degC)", fontsize=7)
+            ax.set_xlabel("time (s)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6, loc="upper left", ncol=min(6, len(temperatures)))
         hist = axes[panels - 1, 0]
         hist.hist(self.jitter_us, bins=80)
         hist.set_xlabel("tick start minus scheduled time (us)", fontsize=8)

@@ -3,11 +3,16 @@
 Summary keys (stable; ``--summary-json`` writes them): ticks, fps_target, fps_achieved, deadline_misses
 (ticks that would have started a period or more late; their missed periods were skipped), skipped_periods,
 jitter_p50_us / jitter_p99_us / jitter_max_us (tick start minus scheduled time), loop_overhead_p50_us /
-loop_overhead_p99_us (tick work minus bus I/O and waiting), bus_read_p50_ms, bus_write_p50_ms,
+loop_overhead_p99_us (tick work minus bus I/O and waiting), bus_read_p50_ms, bus_read_p99_ms, bus_write_p50_ms,
 inference_p50_ms / inference_p99_ms, chunks_received, stale_steps_dropped, nan_chunks, inference_errors,
-hold_ticks, bus_errors, clamped_commands, exit_reason, exit_code, ``goals`` when the model has a task, and
+hold_ticks, bus_errors, clamped_commands, chunks_dropped (a plan that jumped), chunks_clamped / actions_clamped
+(actions outside the joint ranges), last_jump (why the last dropped chunk jumped), exit_reason, exit_code, ``goals`` when the model has a task, and
 ``cameras`` for a camera model: per camera fps_achieved, frame_age_p50_ms / frame_age_p99_ms (frames fed to
-the model), camera_to_command_p50_ms / _p99_ms, frames_fed, dropped_frames, repeated_frames, stale_ticks.
+the model), camera_to_command_p50_ms / _p99_ms, frames_fed, dropped_frames, repeated_frames, stale_ticks;
+``health`` with motor-health reads (``runtime/health.py``): health_hz, reads per group (count, p50_ms,
+p99_ms), skipped (due reads that did not fit in a tick), read_errors, per motor peak_temperature_c,
+peak_effort_pct, min_voltage_v, seen_hz per group and derated_s, and every event (warn / derate / release /
+stop, with the motor, the value and the limit).
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ class RunStats:
 
 
 def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, exit_reason: str, exit_code: int,
-              safe_state: str | None = None, goal_tolerance: float | None = None, cameras: dict | None = None) -> dict:
+              safe_state: str | None = None, goal_tolerance: float | None = None, cameras: dict | None = None,
+              health: dict | None = None) -> dict:
     """The summary of a run (the keys above); ``goals`` when the controller followed a goal schedule."""
     lat = np.asarray(controller.latencies_s if controller else [])
     summary = {
@@ -66,7 +72,8 @@ def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, 
         "jitter_max_us": None if not stats.jitter_s else round(max(stats.jitter_s) * 1e6, 1),
         "loop_overhead_p50_us": _pct(stats.overhead_s, 50, 1e6),
         "loop_overhead_p99_us": _pct(stats.overhead_s, 99, 1e6),
-        "bus_read_p50_ms": _pct(stats.read_s, 50, 1e3, 3), "bus_write_p50_ms": _pct(stats.write_s, 50, 1e3, 3),
+        "bus_read_p50_ms": _pct(stats.read_s, 50, 1e3, 3), "bus_read_p99_ms": _pct(stats.read_s, 99, 1e3, 3),
+        "bus_write_p50_ms": _pct(stats.write_s, 50, 1e3, 3),
         "inference_p50_ms": _pct(lat, 50, 1e3, 3), "inference_p99_ms": _pct(lat, 99, 1e3, 3),
         "chunks_received": controller.chunks_received if controller else 0,
         "stale_steps_dropped": controller.dropped_steps if controller else 0,
@@ -75,6 +82,7 @@ def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, 
         "hold_ticks": controller.hold_ticks if controller else 0,
         "bus_errors": io.bus_errors if io else 0,
         "clamped_commands": controller.filter.clamped_commands if controller else 0,
+        **_chunk_counts(controller),
         "exit_reason": exit_reason, "exit_code": exit_code, "safe_state": safe_state,
     }
     if controller is not None and controller.goals is not None:
@@ -82,7 +90,18 @@ def summarize(stats: RunStats, *, fps_target: float, scheduler, controller, io, 
     if cameras:
         summary["cameras"] = cameras
         summary["camera_hold_ticks"] = controller.camera_hold_ticks if controller else 0
+    if health:
+        summary["health"] = health
     return summary
+
+
+def _chunk_counts(controller) -> dict:
+    """The whole-chunk check's counts (``runtime/safety.py`` ChunkCheck)."""
+    check = getattr(controller, "chunk_check", None)
+    return {"chunks_dropped": check.dropped_chunks if check else 0,
+            "chunks_clamped": check.clamped_chunks if check else 0,
+            "actions_clamped": check.clamped_actions if check else 0,
+            "last_jump": check.last_jump if check else None}
 
 
 def write_summary(path: str | os.PathLike, summary: dict) -> None:
@@ -123,8 +142,11 @@ def format_table(summary: dict) -> str:
             ("ticks holding", summary["hold_ticks"]),
             ("bus errors", summary["bus_errors"]),
             ("clamped commands", summary["clamped_commands"]),
+            ("chunks dropped / clamped", f"{summary['chunks_dropped']} jumped / {summary['chunks_clamped']} "
+                                         f"({summary['actions_clamped']} actions) outside the ranges"),
             ("exit", f"{summary['exit_reason']} (code {summary['exit_code']})")]
     rows += _camera_rows(summary)
+    rows += _health_rows(summary.get("health"))
     rows += _goal_rows(summary.get("goals") or [])
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
@@ -144,6 +166,31 @@ def _camera_rows(summary: dict) -> list[tuple[str, str]]:
                                               f"{c['repeated_frames']} repeated, stale on {c['stale_ticks']} ticks"))
     if summary.get("cameras"):
         rows.append(("ticks holding for a camera", summary["camera_hold_ticks"]))
+    return rows
+
+
+def _health_rows(health: dict | None) -> list[tuple[str, str]]:
+    """The motor-health reads, the hottest and the hardest-working motors, derating and the events."""
+    if not health:
+        return []
+    reads = [f"{g} {r['count']} (p50 {r['p50_ms'] if r['p50_ms'] is not None else '-'} ms)"
+             for g, r in health["reads"].items()]
+    rows = [("health reads", f"{', '.join(reads)}; {health['skipped']} skipped for time, "
+                             f"{health['read_errors']} failed")]
+    motors = health["motors"]
+    temps = {m: v["peak_temperature_c"] for m, v in motors.items() if v["peak_temperature_c"] is not None}
+    if temps:
+        hot = max(temps, key=temps.get)
+        effort = max(motors, key=lambda m: motors[m]["peak_effort_pct"])
+        rows.append(("peak temperature / effort", f"{temps[hot]:g} degC ({hot}) / "
+                                                  f"{motors[effort]['peak_effort_pct']:g} % ({effort})"))
+    derated = {m: v["derated_s"] for m, v in motors.items() if v["derated_s"] > 0}
+    if derated:
+        rows.append(("derated", ", ".join(f"{m} {s:g} s" for m, s in derated.items())))
+    for e in health["events"]:
+        limit = "" if e["limit"] is None else f" (limit {e['limit']:g} {e['unit']})"
+        rows.append((f"health {e['level']}", f"t {e['t_s']:g} s {e['motor']} {e['kind']} {e['value']:g} "
+                                             f"{e['unit']}{limit}"))
     return rows
 
 

@@ -2,15 +2,17 @@
 
 Wraps a drivers ``Robot`` (which owns the bytes and retries each operation within its time budget). A failed
 read reuses the last observation while it is younger than ``obs_max_age_s``; ``max_failures`` consecutive
-failed reads, or writes, raise ``SafetyStop``.
+failed reads, or writes, raise ``SafetyStop``. A reply carrying hardware error bits (overheat, overload,
+voltage...) raises ``SafetyStop`` at once, naming the motor: the servo has already protected itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from actsac.drivers.errors import BusError
+from actsac.drivers.errors import BusError, MotorStatusError
 
+from .health import hardware_error_message
 from .loop import TickTime
 from .safety import SafetyStop
 
@@ -39,6 +41,8 @@ class RobotIO:
     def read(self, tick: TickTime) -> tuple[np.ndarray, dict]:
         try:
             positions = self.robot.read_positions()
+        except MotorStatusError as exc:
+            raise SafetyStop(hardware_error_message(exc)) from None
         except BusError as exc:
             self.bus_errors += 1
             self._read_failures += 1
@@ -56,6 +60,8 @@ class RobotIO:
     def write(self, command: np.ndarray) -> None:
         try:
             self.robot.write_goals(dict(zip(self.joints, command.tolist())))
+        except MotorStatusError as exc:
+            raise SafetyStop(hardware_error_message(exc)) from None
         except BusError as exc:
             self.bus_errors += 1
             self._write_failures += 1

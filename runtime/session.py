@@ -22,6 +22,7 @@ from .config import RunConfig
 from .controller import Controller
 from .errors import RunRefused
 from .cameras import CameraGate
+from .health import HealthGuard, HealthPoller, motor_limits
 from .hardware import (load_run_calibration, open_robot, parse_camera_overrides, robot_ports, robot_spec,
                        scene_shows_goals)
 from .inference import InferenceWorker
@@ -31,7 +32,7 @@ from .realtime import realtime_priority
 from .recorder import RunRecorder
 from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
-from .safety import CommandFilter, SafetyStop
+from .safety import ChunkCheck, CommandFilter, SafetyStop
 from .sanity import check_goal, rate_warnings, stochastic_warning
 from .signals import stop_on_signals
 from .status import StatusLine
@@ -68,6 +69,7 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
     if not fps > 0:
         raise RunRefused(f"--fps {fps}: must be positive")
     executor = cfg.executor(metadata.chunk_size)
+    health_limits = motor_limits(spec, cfg.health) if cfg.health.health_hz > 0 else None
     ports = robot_ports(spec, cfg.port)
     calibration = load_run_calibration(cfg.calibration, spec, real_port=ports is not None)
     cfg.check_outputs(model_path)
@@ -89,7 +91,7 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
                 log(f"actsac-run: warning: {warning}")
         live = sys.stdout.isatty() if cfg.status is None else cfg.status
         session = _Session(cfg, robot, metadata, names, goals, executor, infer, fps, log,
-                           goal_joints=goal_joints, scene_goals=scene_goals, model=model,
+                           goal_joints=goal_joints, scene_goals=scene_goals, model=model, health_limits=health_limits,
                            status=StatusLine(sys.stdout, fps) if live else None)
         summary = session.run(stop)
         summary["realtime"] = cfg.realtime and not refused
@@ -103,7 +105,8 @@ class _Session:
     """The hardware part of a run, split out so every path through it ends in the robot's safe stop."""
 
     def __init__(self, cfg: RunConfig, robot, metadata, names, goals, executor, infer, fps: float, log, *,
-                 goal_joints: list[str], scene_goals: bool, model=None, status: StatusLine | None = None):
+                 goal_joints: list[str], scene_goals: bool, model=None, status: StatusLine | None = None,
+                 health_limits: dict | None = None):
         self.cfg, self.robot, self.metadata, self.model = cfg, robot, metadata, model
         self.status = status
         self.log = log if status is None else self._log_below_status(log, status)
@@ -114,7 +117,8 @@ class _Session:
         self.clock = RealClock()
         self.io = RobotIO(robot, self.joints, self.clock, obs_max_age_s=cfg.safety.obs_max_age_s,
                           max_failures=cfg.safety.max_bus_failures)
-        self.controller = self.worker = self.loop = self.recorder = self.cameras = None
+        self.controller = self.worker = self.loop = self.recorder = self.cameras = self.health = None
+        self.health_limits = health_limits
         self.stats = RunStats()
 
     @staticmethod
@@ -199,6 +203,7 @@ class _Session:
             self.cameras = CameraGate(self.robot, self.metadata.camera_names,
                                       max_age_s=self._camera_max_age(), frozen_s=self.cfg.safety.camera_frozen_s,
                                       stall_timeout_s=self.cfg.safety.stall_timeout_s)
+        guard = self._health_guard()
         self.worker = InferenceWorker(self.infer)
         self.controller = Controller(
             executor=self.executor, worker=self.worker,
@@ -208,15 +213,29 @@ class _Session:
             driven=[self.joints.index(j) for j in driven],
             command_filter=command_filter,
             period_s=self.period_s, ramp_s=self.cfg.safety.ramp_s,
-            stall_timeout_s=self.cfg.safety.stall_timeout_s, initial_latency_s=latency)
+            stall_timeout_s=self.cfg.safety.stall_timeout_s, initial_latency_s=latency, health=guard,
+            chunk_check=ChunkCheck.for_robot(self.robot, driven, self.fps, self.cfg.safety.chunk_speed_factor,
+                                             self.cfg.safety.chunk_hold_after))
         if self.cfg.record is not None:
             header = {"robot": self.robot.spec.name, "fps": self.fps, "exec": self.cfg.exec_mode,
                       "model_chunk_size": self.metadata.chunk_size, "backend": self.cfg.backend}
             self.recorder = RunRecorder(self.cfg.record, self.joints, header)
             self.recorder.attach_cameras(self.robot.cameras)
-        self.loop = ControlLoop(self.io, self.controller, self.period_s, self.clock, on_tick=self._on_tick)
+        self.loop = ControlLoop(self.io, self.controller, self.period_s, self.clock, on_tick=self._on_tick,
+                                monitor=None if self.health is None else self.health.monitor)
         if self.status is not None:
             self.status.attach(self.loop, self.controller, self.io)
+
+    def _health_guard(self) -> HealthGuard | None:
+        """The motor-health guard and its poller (``--health-hz 0``: none); a first read of every group now,
+        before torque: each motor's voltage at start, and what a read costs."""
+        if self.health_limits is None:
+            return None
+        low, high = self.robot.joint_limits(self.joints)
+        guard = HealthGuard(self.joints, self.health_limits, high - low, log=self.log)
+        self.health = HealthPoller(self.robot, guard, self.cfg.health.health_hz, self.period_s, self.clock)
+        self.health.baseline()
+        return guard
 
     def _camera_max_age(self) -> dict[str, float]:
         """--camera-max-age-s, else two frame periods of each camera."""
@@ -238,7 +257,8 @@ class _Session:
             return summarize(self.stats, fps_target=self.fps, scheduler=self.loop.scheduler if self.loop else None,
                              controller=self.controller, io=self.io, exit_reason=reason, exit_code=code,
                              safe_state=safe, goal_tolerance=(self.metadata.task or {}).get("success_tolerance"),
-                             cameras=None if self.cameras is None else self.cameras.summary())
+                             cameras=None if self.cameras is None else self.cameras.summary(),
+                             health=None if self.health is None else self.health.summary(self.stats.ticks * self.period_s))
         finally:  # the log and the videos are closed whatever the summary does
             if self.recorder is not None:
                 self.recorder.finish(self.log, exit_reason=reason, exit_code=code, safe_state=safe)

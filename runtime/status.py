@@ -1,6 +1,6 @@
 """A live status line on the terminal while a run goes, refreshed about twice a second.
 
-    t 12.5 s | 30.0 Hz | misses 0 | infer p50 4.1 ms | chunk age 2 | goal err 3.2 | holds 0 clamps 5 bus err 0 | cam front 25 ms
+    t 12.5 s | 30.0 Hz | misses 0 | infer p50 4.1 ms | chunk age 2 | goal err 3.2 | holds 0 clamps 5 bus err 0 | hottest gripper 41 C | cam front 25 ms
 
 The control thread only hands each finished tick over (``on_tick``: one assignment); a daemon thread reads
 the counters of the loop, controller and robot io, formats the line and writes it, so a slow or stalled
@@ -64,6 +64,11 @@ class StatusLine:
         if goal is not None and position is not None and len(c.goal_index):
             parts.append(f"goal err {float(np.max(np.abs(position[c.goal_index] - goal))):.1f}")
         parts.append(f"holds {c.hold_ticks} clamps {c.filter.clamped_commands} bus err {self.io.bus_errors}")
+        health = getattr(c, "health", None)
+        if health is not None and health.last["temperature"]:
+            hot = max(health.last["temperature"], key=health.last["temperature"].get)
+            parts.append(f"hottest {hot} {health.last['temperature'][hot]:.0f} C"
+                         + (f" derated {','.join(health.derated)}" if health.derated else ""))
         cameras = rec.info.get("cameras") or {}
         if cameras:
             parts.append(" ".join(f"cam {name} {_show(facts.get('age_ms'), '{:.0f} ms')}"

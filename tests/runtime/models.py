@@ -40,8 +40,9 @@ def so100_groups(units=None):
 
 def reach_model(path: Path, *, groups=None, chunk_size: int = 10, gain: float = 0.5, task=None,
                 with_goals: bool = True, nan: bool = False, slow_iters: int = 0, control_hz: float = 30.0,
-                metadata_overrides: dict | None = None) -> Path:
-    """action[h] = pos + (goal - pos) * min(1, gain * (h + 1) / H) (goal = pos when ``with_goals`` is off)."""
+                metadata_overrides: dict | None = None, zigzag: float = 0.0) -> Path:
+    """action[h] = pos + (goal - pos) * min(1, gain * (h + 1) / H) (goal = pos when ``with_goals`` is off);
+    ``zigzag`` adds +-zigzag on alternate steps (a plan that jumps)."""
     groups = groups or so100_groups()
     joints = [j for g in groups for j in g["joints"]]
     units = [u for g in groups for u in g["units"]]
@@ -65,6 +66,11 @@ def reach_model(path: Path, *, groups=None, chunk_size: int = 10, gain: float = 
     nodes = [helper.make_node("MatMul", ["observation", "W"], ["flat"]),
              helper.make_node("Reshape", ["flat", "shape"], ["raw_action"])]
     action = "raw_action"
+    if zigzag:
+        signs = np.where(np.arange(h_dim) % 2 == 0, 1.0, -1.0)[:, None] * np.ones((1, a_dim))
+        inits.append(numpy_helper.from_array((zigzag * signs).astype(np.float32), "zig"))
+        nodes.append(helper.make_node("Add", [action, "zig"], ["zig_action"]))
+        action = "zig_action"
     if nan:
         inits.append(numpy_helper.from_array(np.array(np.nan, np.float32), "nan"))
         nodes.append(helper.make_node("Mul", [action, "nan"], ["nan_action"]))

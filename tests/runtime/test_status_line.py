@@ -18,7 +18,7 @@ from actsac.runtime.status import CLEAR, StatusLine
 
 CMD = [sys.executable, "-m", "actsac.runtime.cli"]
 LIVE = re.compile(r"\rt \d+\.\d s \| [\d.]+ Hz \| misses \d+ \| infer p50 [\d.]+ ms \| chunk age \d+ \| "
-                  r"goal err [\d.]+ \| holds \d+ clamps \d+ bus err \d+\x1b\[K")
+                  r"goal err [\d.]+ \| holds \d+ clamps \d+ bus err \d+ \| hottest \w+ \d+ C\x1b\[K")
 
 
 class FakeClock:
