@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   actsac-sim --robot koch --hand sweep            # torque-off joints sweep their range (for calibration)
   actsac-sim --robot upper_body --drop 0.01 --corrupt 0.01 --seed 3
   actsac-sim --robot so100 --silent elbow_flex:5 --hw-error gripper:overload
+  actsac-sim --robot so100 --blocked gripper:40 --heat gripper:20   # an object in the gripper, fast heating
 """
 
 
@@ -42,7 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hardware error bits: overload, overheat, input voltage, ... (repeatable)")
     faults.add_argument("--hw-error-after", type=float, default=0.0, metavar="SECONDS",
                         help="when the hardware errors appear")
+    health = p.add_argument_group("motor health faults (effort, temperature, voltage)")
+    health.add_argument("--blocked", action="append", default=[], metavar="MOTOR:POSITION",
+                        help="the joint cannot pass POSITION (its user unit under the simulator's calibration), "
+                             "as with an object in the gripper: pushing on it raises effort and temperature")
+    health.add_argument("--stall", action="append", default=[], metavar="MOTOR:SECONDS",
+                        help="the motor's shaft sticks where it is SECONDS after start")
+    health.add_argument("--heat", action="append", default=[], metavar="MOTOR:FACTOR",
+                        help="the motor heats FACTOR times faster (an overheating motor)")
+    health.add_argument("--voltage-drop", action="append", default=[], metavar="MOTOR:VOLTS",
+                        help="the motor's supply falls to VOLTS (after --voltage-drop-after)")
+    health.add_argument("--voltage-drop-after", type=float, default=0.0, metavar="SECONDS",
+                        help="when the supply falls")
     return p
+
+
+def _numbers(items: list[str], flag: str, robot, what: str, positive: bool = False) -> dict[str, float]:
+    """MOTOR:NUMBER pairs -> {motor: number}; a bad one is a one-line error naming the flag."""
+    out = {}
+    for motor, value in _pairs(items, flag, robot):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if number != number or (positive and number <= 0):
+            fail(f"{flag} {motor}:{value}: {what} must be a {'positive ' if positive else ''}number")
+        out[motor] = number
+    return out
 
 
 def _pairs(items: list[str], flag: str, robot) -> list[tuple[str, str]]:
@@ -87,7 +114,12 @@ def make_faults(args, robot):
         _pairs([f"{m}:x" for m in motors], "--fault-motors", robot)
     return Faults(drop_prob=args.drop, corrupt_prob=args.corrupt, late_prob=args.late, late_s=args.late_ms / 1e3,
                   silent_after_s=silent, hardware_errors=hw, hardware_error_after_s=args.hw_error_after,
-                  motors=motors, start_after_s=args.faults_after)
+                  motors=motors, start_after_s=args.faults_after,
+                  blocked=_numbers(args.blocked, "--blocked", robot, "POSITION"),
+                  stalled_after_s=_numbers(args.stall, "--stall", robot, "SECONDS"),
+                  heat_scale=_numbers(args.heat, "--heat", robot, "FACTOR", positive=True),
+                  voltage_drop=_numbers(args.voltage_drop, "--voltage-drop", robot, "VOLTS", positive=True),
+                  voltage_drop_after_s=args.voltage_drop_after)
 
 
 def main(argv=None) -> None:

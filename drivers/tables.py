@@ -297,6 +297,22 @@ _FEETECH = dict(family="feetech", resolution=4096, eeprom_end=40, sign_encoding=
 _DYNAMIXEL = dict(family="dynamixel", resolution=4096, eeprom_end=64, sign_encoding="twos_complement",
                   baud_rates=_X_BAUD, velocity_unit=_X_VELOCITY_UNIT, homing_sign=1, memory_size=256)
 
+# Factory protection values the simulator starts with. STS3215: Max_Temperature_Limit 70 degC (REFERENCE.md
+# section 11); the voltage limits 8.0 / 4.0 V, Protection_Current 500, Overload_Torque 80 %, Protective_Torque
+# 20 % and Protection_Time 200 (x 10 ms) are the values commonly read off factory STS3215s (unverified against a
+# datasheet); what matters for the checks is that they are above LeRobot's gripper values (500 / 250 / 25).
+_STS3215_PROTECTION = {Reg.Max_Temperature_Limit: 70, Reg.Max_Voltage_Limit: 80, Reg.Min_Voltage_Limit: 40,
+                       Reg.Protection_Current: 500, Reg.Overload_Torque: 80, Reg.Protective_Torque: 20,
+                       Reg.Protection_Time: 200}
+# ROBOTIS e-Manual control tables: Temperature_Limit, Max / Min_Voltage_Limit (0.1 V), Current_Limit, Shutdown
+# (52 = overheat | electrical shock | overload: which alarms cut torque). XL330 voltages / current unverified.
+_XL330_PROTECTION = {Reg.Max_Temperature_Limit: 70, Reg.Max_Voltage_Limit: 70, Reg.Min_Voltage_Limit: 35,
+                     Reg.Current_Limit: 1750, Reg.Shutdown: 52}
+_XL430_PROTECTION = {Reg.Max_Temperature_Limit: 72, Reg.Max_Voltage_Limit: 140, Reg.Min_Voltage_Limit: 60,
+                     Reg.Shutdown: 52}
+_XM430_PROTECTION = {Reg.Max_Temperature_Limit: 80, Reg.Max_Voltage_Limit: 160, Reg.Min_Voltage_Limit: 95,
+                     Reg.Current_Limit: 1193, Reg.Shutdown: 52}
+
 _RPM = 4096 / 60.0  # ticks/s per rev/min
 # STS3215 (7.4 V, C001): 0.222 s / 60 degrees unloaded (about 45 rev/min), Present_Load 0..1000 = 0..100 %,
 # factory Max_Temperature_Limit 70 degC (Feetech STS3215 datasheet and memory table; REFERENCE.md section 11).
@@ -312,22 +328,23 @@ MODELS: Mapping[str, MotorModel] = MappingProxyType({m.name: m for m in (
     MotorModel("sts3215", model_number=777, registers=_STS_TABLE, firmware_version=3,
                defaults=MappingProxyType({Reg.Baud_Rate: 0, Reg.Status_Return_Level: 1, Reg.Max_Torque_Limit: 1000,
                                           Reg.Torque_Limit: 1000, Reg.Present_Voltage: 74,
-                                          Reg.Present_Temperature: 30, Reg.P_Coefficient: 32}),
+                                          Reg.Present_Temperature: 30, Reg.P_Coefficient: 32,
+                                          **_STS3215_PROTECTION}),
                ratings=_STS3215_RATINGS, **_FEETECH),
     MotorModel("xl330-m288", model_number=1200, registers=_X_CURRENT, firmware_version=52,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 50, Reg.Present_Temperature: 30,
-                                          Reg.Velocity_Limit: 445, Reg.PWM_Limit: 885}),
+                                          Reg.Velocity_Limit: 445, Reg.PWM_Limit: 885, **_XL330_PROTECTION}),
                ratings=_XL330_RATINGS, **_DYNAMIXEL),
     MotorModel("xl430-w250", model_number=1060, registers=_X_LOAD, firmware_version=46,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 120, Reg.Present_Temperature: 30,
-                                          Reg.Velocity_Limit: 265, Reg.PWM_Limit: 885}),
+                                          Reg.Velocity_Limit: 265, Reg.PWM_Limit: 885, **_XL430_PROTECTION}),
                ratings=_XL430_RATINGS, **_DYNAMIXEL),
     MotorModel("xm430-w350", model_number=1020, registers=_X_CURRENT, firmware_version=46,
                defaults=MappingProxyType({Reg.Baud_Rate: 1, Reg.Operating_Mode: 3, Reg.Status_Return_Level: 2,
                                           Reg.Present_Input_Voltage: 120, Reg.Present_Temperature: 30,
-                                          Reg.Velocity_Limit: 200, Reg.PWM_Limit: 885}),
+                                          Reg.Velocity_Limit: 200, Reg.PWM_Limit: 885, **_XM430_PROTECTION}),
                ratings=_XM430_RATINGS, **_DYNAMIXEL),
 )})
 

@@ -6,6 +6,12 @@ Feetech Present = Actual - Homing_Offset (wrapped to one turn), Dynamixel Presen
 Goals are clamped to Min/Max_Position_Limit in the homed frame. Motion is integrated lazily from elapsed
 wall time whenever a request needs the present state. Turning torque on sets Goal_Position to the present
 position (the motor holds where it is rather than jumping to a stale goal).
+
+Health (``health.py``): effort, temperature and voltage in each model's registers (``Ratings``), with the
+status error bits a real servo sets: overheat at Max_Temperature_Limit (the motor then drops torque: a
+Dynamixel when overheat is in its Shutdown register, an STS3215 always, as its default unloading does), input
+voltage outside Min/Max_Voltage_Limit. A Feetech motor's condition bits clear with the condition; a
+Dynamixel's stay until a REBOOT, as on the real servo.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import numpy as np
 from ..robots import BusSpec
 from ..servo_model import ServoArray
 from ..tables import MotorModel, Reg, motor_model
+from ..units import unnormalize
+from .health import HealthState
 
+OVERHEAT, INPUT_VOLTAGE = 0x04, 0x01  # the same bits in a Feetech status byte and a Dynamixel Hardware_Error_Status
 MAX_CATCH_UP_S = 0.5  # after a long idle gap, integrate only the last half second (the motion has settled)
 MIN_STEP_S = 1e-4  # writes to several motors of one sync write share one integration step
 HOMING_HOLD_S = 0.2  # a waiting hand starts this long after the first Homing_Offset write: homing is done by then
@@ -48,7 +57,7 @@ class SweepHand:
 class SimMotors:
     """All motors of one simulated bus, addressed by ID."""
 
-    def __init__(self, spec: BusSpec, *, hand: SweepHand | None = None, clock=time.monotonic):
+    def __init__(self, spec: BusSpec, *, hand: SweepHand | None = None, clock=time.monotonic, faults=None):
         self.family = spec.family
         self.clock = clock
         self.hand = hand
@@ -60,7 +69,10 @@ class SimMotors:
         hi = [m.sim_calibration.range_max if m.sim_calibration else 3071 for m in spec.motors]
         self.sim_lo, self.sim_hi = np.array(lo, float), np.array(hi, float)
         self.servos = ServoArray((self.sim_lo + self.sim_hi) / 2.0)
-        self.hardware_error = {i: 0 for i in self.ids}
+        self.hardware_error = {i: 0 for i in self.ids}  # the bits in every status reply
+        self._injected = {i: 0 for i in self.ids}  # set_hardware_error's (fault injection, REBOOT clears)
+        self._latched = {i: 0 for i in self.ids}  # Dynamixel condition bits, kept until a REBOOT
+        self.faults = faults
         self.start_s = self.last_s = clock()
         self.hand_start_s = None if hand is not None and hand.wait_for_homing else self.start_s
         self.memory: dict[int, bytearray] = {}
@@ -79,9 +91,30 @@ class SimMotors:
             self._store(m.id, Reg.Max_Position_Limit, int(self.sim_hi[self.index[m.id]]))
             version = Reg.Firmware_Version if model.family == "dynamixel" else Reg.Firmware_Major_Version
             self._store(m.id, version, model.firmware_version)
+        self.health = self._start_health(spec, faults)
         self.update()
         for motor_id in self.ids:
             self._store(motor_id, Reg.Goal_Position, self.get(motor_id, Reg.Present_Position))
+
+    def _start_health(self, spec: BusSpec, faults) -> HealthState:
+        """Nominal voltages from the models' defaults; ``blocked`` positions (user units under each motor's
+        sim_calibration) turned into actual ticks once: an object sits at a physical place."""
+        blocked = dict(getattr(faults, "blocked", None) or {})
+        heat = dict(getattr(faults, "heat_scale", None) or {})
+        index = {m.name: self.index[m.id] for m in spec.motors}
+        self._stall_at = {index[n]: self.start_s + s for n, s in (getattr(faults, "stalled_after_s", None) or {}).items()
+                          if n in index}
+        self._drops = {index[n]: v for n, v in (getattr(faults, "voltage_drop", None) or {}).items() if n in index}
+        self._drop_at = self.start_s + getattr(faults, "voltage_drop_after_s", 0.0)
+        block, volts = [], []
+        for m in spec.motors:
+            model = self.models[m.id]
+            volts.append(model.defaults.get(model.ratings.voltage, 0) / 10.0 if model.ratings else 0.0)
+            cal = m.sim_calibration
+            block.append(float(unnormalize(blocked[m.name], cal, m.norm_mode, model.resolution))
+                         if m.name in blocked and cal is not None else np.nan)
+        return HealthState.start(len(self.ids), volts, block, self.servos.position,
+                                 [heat.get(m.name, 1.0) for m in spec.motors])
 
     # ------------------------------------------------------------------ register helpers
     def get(self, motor_id: int, reg: Reg) -> int:
@@ -120,14 +153,52 @@ class SimMotors:
             self._store(motor_id, Reg.Present_Position, self._present_from_actual(motor_id, self.servos.position[i]))
             self._store(motor_id, Reg.Present_Velocity, int(round(self.servos.velocity[i] / model.velocity_unit)))
             self._store(motor_id, Reg.Moving, int(abs(self.servos.velocity[i]) > 1.0))
+            self._store_health(motor_id, i, model)
+
+    def _store_health(self, motor_id: int, i: int, model: MotorModel) -> None:
+        """The health registers, and the error bits their values call for."""
+        h = self.health
+        if model.ratings is not None:
+            self._store(motor_id, model.ratings.effort, int(round(h.effort[i] * model.ratings.effort_full_scale)))
+            self._store(motor_id, model.ratings.voltage, int(round(h.voltage_v[i] * 10)))
+        self._store(motor_id, Reg.Present_Temperature, int(round(h.temperature_c[i])))
+        bits = 0
+        if h.temperature_c[i] >= self.get(motor_id, Reg.Max_Temperature_Limit) > 0:
+            bits |= OVERHEAT
+        low, high = self.get(motor_id, Reg.Min_Voltage_Limit), self.get(motor_id, Reg.Max_Voltage_Limit)
+        if high > 0 and not low <= h.voltage_v[i] * 10 <= high:
+            bits |= INPUT_VOLTAGE
+        if self.family == "dynamixel":
+            bits = self._latched[motor_id] = self._latched[motor_id] | bits
+        total = self._injected[motor_id] | bits
+        if total != self.hardware_error[motor_id]:
+            self._raise_bits(motor_id, total, newly=total & ~self.hardware_error[motor_id])
+
+    def _raise_bits(self, motor_id: int, bits: int, newly: int) -> None:
+        """Show ``bits`` in the status replies (and a Feetech's Status register, a Dynamixel's
+        Hardware_Error_Status); drop torque when a new bit calls for it."""
+        self.hardware_error[motor_id] = bits
+        self._store(motor_id, Reg.Status if self.family == "feetech" else Reg.Hardware_Error_Status, bits)
+        if self.family == "dynamixel":
+            if newly & self.get(motor_id, Reg.Shutdown):
+                self._torque_off(motor_id)
+        elif newly & OVERHEAT:
+            self._torque_off(motor_id)
+
+    def _torque_off(self, motor_id: int) -> None:
+        self._store(motor_id, Reg.Torque_Enable, 0)
+        self.servos.torque[self.index[motor_id]] = False
 
     def advance(self) -> None:
         """Integrate motion from the last call to now."""
         now = self.clock()
         if now - self.last_s < MIN_STEP_S:
             return
-        dt = min(now - self.last_s, MAX_CATCH_UP_S)
+        elapsed = now - self.last_s
+        dt = min(elapsed, MAX_CATCH_UP_S)
         self.last_s = now
+        velocity_before = self.servos.velocity.copy()
+        self._apply_faults(now)
         if dt > 0 and (self.servos.torque.any() or self.servos.velocity.any()):
             self.servos.step(dt)
         if self.hand is not None:  # a hand back-drives torque-off joints, faster than the motor could
@@ -139,6 +210,39 @@ class SimMotors:
             speed = (self.hand.targets(t_next, self.sim_lo, self.sim_hi) - target) / 1e-3
             self.servos.position = np.where(driven, target, self.servos.position)
             self.servos.velocity = np.where(driven, speed, self.servos.velocity)
+        self._step_health(dt, velocity_before, elapsed)
+
+    def _apply_faults(self, now: float) -> None:
+        """A stall fault sticks the shaft where it is when its time comes; a voltage drop lowers the supply."""
+        for i, at in list(self._stall_at.items()):
+            if now >= at:
+                self.health.stuck[i] = self.servos.position[i]
+                del self._stall_at[i]
+        if self._drops and now >= self._drop_at:
+            for i, volts in self._drops.items():
+                self.health.voltage_v[i] = volts
+            self._drops = {}
+
+    def _step_health(self, dt: float, velocity_before: np.ndarray, elapsed: float) -> None:
+        """Motion settles within ``dt``; heat builds up over the whole ``elapsed`` time since the last request."""
+        s = self.servos
+        s.position, s.velocity, pinned = self.health.constrain(s.position, s.velocity)
+        accel = (s.velocity - velocity_before) / dt if dt > 0 else np.zeros_like(s.velocity)
+        caps = np.array([self._effort_cap(m) for m in self.ids])
+        self.health.step(dt, goal=s.goal, position=s.position, velocity=s.velocity, accel=accel,
+                         max_speed=s.max_speed, max_accel=s.max_accel, torque=s.torque, pinned=pinned,
+                         effort_cap=caps, heat_s=elapsed)
+
+    def _effort_cap(self, motor_id: int) -> float:
+        """The most effort the motor's limits allow, as a fraction of stall: Feetech min(Max_Torque_Limit,
+        Torque_Limit) in 0.1 %; a current-controlled Dynamixel its Current_Limit over its stall current."""
+        model = self.models[motor_id]
+        if self.family == "feetech":
+            return min(self.get(motor_id, Reg.Max_Torque_Limit), self.get(motor_id, Reg.Torque_Limit)) / 1000.0
+        if Reg.Current_Limit in model.registers and model.ratings is not None:
+            limit = self.get(motor_id, Reg.Current_Limit)
+            return min(1.0, limit / model.ratings.effort_full_scale) if limit else 1.0
+        return 1.0
 
     # ------------------------------------------------------------------ writes
     def write(self, motor_id: int, address: int, data: bytes) -> str | None:
@@ -195,13 +299,17 @@ class SimMotors:
             self.servos.goal[i] = min(max(self._actual_from_present(motor_id, goal), 0.0), resolution - 1.0)
 
     def set_hardware_error(self, motor_id: int, bits: int) -> None:
-        """Fault injection: raise hardware error bits (Dynamixel also shuts the torque off, as real ones do)."""
+        """Fault injection: raise hardware error bits (Dynamixel also shuts the torque off, as real ones do);
+        0 is a REBOOT: injected and latched bits clear."""
         self.update()
-        self.hardware_error[motor_id] = bits
+        self._injected[motor_id] = bits
+        if not bits:
+            self._latched[motor_id] = 0
+        total = bits | self._latched[motor_id]
+        self.hardware_error[motor_id] = total
         if bits and self.family == "dynamixel":
-            self._store(motor_id, Reg.Torque_Enable, 0)
-            self.servos.torque[self.index[motor_id]] = False
-        self._store(motor_id, Reg.Hardware_Error_Status, bits)
+            self._torque_off(motor_id)
+        self._store(motor_id, Reg.Status if self.family == "feetech" else Reg.Hardware_Error_Status, total)
 
     def read(self, motor_id: int, address: int, size: int) -> bytes | None:
         if address + size > self.models[motor_id].memory_size:

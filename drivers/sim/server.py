@@ -54,6 +54,13 @@ class Faults:
     start_after_s: float = 0.0  # drop/corrupt/late begin this long after the simulator started
     camera_frozen_after_s: Mapping[str, float] = field(default_factory=dict)  # same image, fresh timestamps
     camera_silent_after_s: Mapping[str, float] = field(default_factory=dict)  # no more frames
+    # motor health (drivers/sim/health.py), motors by name:
+    blocked: Mapping[str, float] = field(default_factory=dict)  # the joint cannot pass this position (its user
+    # unit under its sim_calibration): an object in the gripper; pushing on it raises effort, then temperature
+    stalled_after_s: Mapping[str, float] = field(default_factory=dict)  # the shaft sticks where it is then
+    heat_scale: Mapping[str, float] = field(default_factory=dict)  # a motor heating this many times faster
+    voltage_drop: Mapping[str, float] = field(default_factory=dict)  # the motor's supply falls to these volts...
+    voltage_drop_after_s: float = 0.0  # ... this long after start
 
 
 class SimBus:
@@ -63,7 +70,7 @@ class SimBus:
                  hand: SweepHand | None = None, seed: int = 0, clock=time.monotonic):
         self.spec = spec
         self.clock = clock
-        self.motors = SimMotors(spec, hand=hand, clock=clock)
+        self.motors = SimMotors(spec, hand=hand, clock=clock, faults=faults)
         self.faults = faults or Faults()
         self.rng = random.Random(f"{seed}:{spec.name}")
         self.byte_s = 10.0 / spec.baudrate if wire_time else 0.0

@@ -68,9 +68,34 @@ def test_one_line_per_bus_for_a_composite_robot():
     pytest.param(["--drop", "2"], "--drop 2.0: a probability must be within 0..1", id="bad-probability"),
     pytest.param(["--silent", "elbow"], "--silent 'elbow': expected MOTOR:VALUE", id="silent-format"),
     pytest.param(["--hw-error", "gripper:melted"], "unknown feetech hardware error 'melted'", id="hw-error-word"),
+    pytest.param(["--heat", "gripper:-2"], "--heat gripper:-2: FACTOR must be a positive number", id="heat"),
+    pytest.param(["--blocked", "thumb:3"], "robot 'so100' has no motor 'thumb'", id="blocked-motor"),
 ])
 def test_user_mistakes_are_one_line(args, message):
     result = subprocess.run(SIM + args, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_blocked_gripper_pushes_and_heats_on_the_served_port():
+    import time
+
+    from actsac.drivers.robot import Robot
+
+    proc = start("--blocked", "gripper:40", "--heat", "gripper:20")
+    try:
+        (line,) = read_lines(proc, 1)
+        port = line.split(": ", 1)[1]
+        spec = load_robot("so100")
+        with Robot(spec, {"main": port}) as robot:
+            robot.activate()
+            robot.write_goals({"gripper": 10.0})  # closing on the object at 40
+            time.sleep(1.0)
+            assert robot.read_positions()["gripper"] == pytest.approx(40.0, abs=0.2)
+            assert robot.read_health("effort")["gripper"] == pytest.approx(-100.0)  # pushing toward 10: negative
+            assert robot.read_health("temperature")["gripper"] > 40  # 20x heating: about 15 degC a second
+            assert robot.read_health("temperature")["elbow_flex"] == 30.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
