@@ -16,13 +16,14 @@ import json
 from pathlib import Path
 
 from actsac.files import atomic_write
+from actsac.runtime.backends import EXAMPLES
 from actsac.runtime.config import RunConfig
 from actsac.runtime.safety import SafetySettings
 from actsac.runtime.session import run
 
 
 def one_run(robot: str, fps: float, duration_s: float, health_hz: float) -> dict:
-    config = RunConfig(robot=robot, model=Path("so100-reach"), fps=fps, duration_s=duration_s, status=False,
+    config = RunConfig(robot=robot, model=EXAMPLES["so100-reach"], fps=fps, duration_s=duration_s, status=False,
                        safety=SafetySettings(ramp_s=1.0, stop_hold_s=0.2))
     config.health.health_hz = health_hz
     summary = run(config, log=lambda line: None)

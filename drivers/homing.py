@@ -24,9 +24,9 @@ def _field(cal: MotorCalibration, register: str) -> int:
             Reg.Max_Position_Limit: cal.range_max}[register]
 
 
-def _eeprom_writes(bus, changes: dict[str, dict[str, int]]) -> None:
+def eeprom_writes(bus, changes: dict[str, dict[str, int]]) -> None:
     """Torque off on the motors concerned (unlocking EEPROM where the model has a lock), write each value
-    acknowledged, lock again."""
+    acknowledged, register by register in ``changes``' order, lock again."""
     motors = sorted({m for values in changes.values() for m in values})
     if not motors:
         return
@@ -35,8 +35,8 @@ def _eeprom_writes(bus, changes: dict[str, dict[str, int]]) -> None:
     for m in locked:
         bus.write(bus.models[m].eeprom_lock, m, 0)
     try:
-        for register in HOMING_REGISTERS:  # the offset first: the limits are in the homed frame
-            for motor, value in changes.get(register, {}).items():
+        for register, values in changes.items():  # in the caller's order: an offset before the limits it frames
+            for motor, value in values.items():
                 bus.write(register, motor, value)
     finally:
         for m in locked:
@@ -62,7 +62,7 @@ def apply_calibration(bus, calibration: Mapping[str, MotorCalibration]) -> dict[
         diff = {m: _field(calibration[m], register) for m in names if present[m] != _field(calibration[m], register)}
         if diff:
             changes[register.value] = diff
-    _eeprom_writes(bus, changes)
+    eeprom_writes(bus, changes)
     return changes
 
 
@@ -73,7 +73,7 @@ def half_turn_offsets(bus, motors: Iterable[str] | None = None) -> dict[str, int
     CalibrationError naming the motor when the offset cannot be stored (a joint at the very end of a turn).
     """
     names = list(motors) if motors is not None else list(bus.motors)
-    _eeprom_writes(bus, {Reg.Homing_Offset: {m: 0 for m in names}})
+    eeprom_writes(bus, {Reg.Homing_Offset: {m: 0 for m in names}})
     actual = bus.sync_read(Reg.Present_Position, names)
     offsets = {}
     for name in names:
@@ -84,11 +84,11 @@ def half_turn_offsets(bus, motors: Iterable[str] | None = None) -> dict[str, int
             raise CalibrationError(f"motor '{name}': at {actual[name]} ticks it is too close to the end of its turn "
                                    f"to home (offset {offset} outside -{limit}..{limit}); move it nearer the middle")
         offsets[name] = offset
-    _eeprom_writes(bus, {Reg.Homing_Offset: offsets})
+    eeprom_writes(bus, {Reg.Homing_Offset: offsets})
     return offsets
 
 
 def write_limits(bus, ranges: Mapping[str, tuple[int, int]]) -> None:
     """Write (min, max) position limits, torque off, each write acknowledged."""
-    _eeprom_writes(bus, {Reg.Min_Position_Limit: {m: lo for m, (lo, hi) in ranges.items()},
+    eeprom_writes(bus, {Reg.Min_Position_Limit: {m: lo for m, (lo, hi) in ranges.items()},
                          Reg.Max_Position_Limit: {m: hi for m, (lo, hi) in ranges.items()}})

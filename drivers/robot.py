@@ -207,6 +207,10 @@ class Robot:
             out.update(values)
         return out
 
+    def bus_of(self, motor: str) -> str:
+        """The name of the bus ``motor`` is on."""
+        return self._bus_of[motor]
+
     def read_frames(self) -> dict[str, Frame | None]:
         """The newest frame of every camera (None before its first); never waits on a camera."""
         return {name: camera.latest() for name, camera in self.cameras.items()}

@@ -6,7 +6,8 @@ Format (see robots/upper_body.toml)::
     [[buses]]
     name = "arm"; family = "dynamixel"; baudrate = 1000000
     motors = [{name = "arm_0", id = 1, model = "xm430-w350", norm_mode = "degrees", sim_range = [1025, 3071]}]
-    # a motor may add full_turn = true: a joint without end stops, which calibration gives the whole turn
+    # a motor may add full_turn = true: a joint without end stops, which calibration gives the whole turn,
+    # and gripper = true: its protection registers are checked before torque (drivers/protection.py)
     [[groups]]
     name = "arm"; joints = ["arm_0"]
     [max_step]          # optional: max command change per tick, user units
@@ -209,7 +210,7 @@ def _parse_bus(fields: _Fields) -> BusSpec:
 
 
 def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
-    fields.unknown_keys({"name", "id", "model", "norm_mode", "sim_range", "full_turn"})
+    fields.unknown_keys({"name", "id", "model", "norm_mode", "sim_range", "full_turn", "gripper"})
     name = fields.get("name", str)
     motor_id = fields.get("id", int)
     if not 0 <= motor_id <= MAX_ID[family]:
@@ -228,6 +229,7 @@ def _parse_motor(fields: _Fields, family: str) -> MotorSpec:
     if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo < hi < resolution):
         raise fields.fail("sim_range", f"expected [min, max] ticks with 0 <= min < max < {resolution}")
     full_turn = fields.get("full_turn", bool, default=False, required=False)
+    gripper = fields.get("gripper", bool, default=False, required=False)
     return MotorSpec(name, motor_id, model, norm_mode,
                      MotorCalibration(id=motor_id, drive_mode=0, homing_offset=0, range_min=lo, range_max=hi),
-                     full_turn)
+                     full_turn, gripper)

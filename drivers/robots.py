@@ -24,6 +24,7 @@ class MotorSpec:
     norm_mode: str = "range_m100_100"
     sim_calibration: MotorCalibration | None = None  # the simulator's factory calibration for this joint
     full_turn: bool = False  # turns without end stops: calibration gives it the whole turn (e.g. a wrist roll)
+    gripper: bool = False  # closes on objects: its protection registers are checked (drivers/protection.py)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ SO100 = RobotSpec(
     name="so100",
     buses=(BusSpec("main", "feetech", tuple(
         MotorSpec(name, i + 1, "sts3215", "range_0_100" if name == "gripper" else "range_m100_100",
-                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll")
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll",
+                  gripper=name == "gripper")
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},
@@ -103,7 +105,8 @@ KOCH = RobotSpec(
     buses=(BusSpec("main", "dynamixel", tuple(
         MotorSpec(name, i + 1, _KOCH_MODELS.get(name, "xl330-m288"),
                   "range_0_100" if name == "gripper" else "range_m100_100",
-                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll")
+                  _sim_cal(i + 1, *_SO100_SIM_RANGES[name]), full_turn=name == "wrist_roll",
+                  gripper=name == "gripper")
         for i, name in enumerate(SO100_JOINTS))),),
     groups=(("arm", SO100_JOINTS),),
     max_step={name: 10.0 for name in SO100_JOINTS},

@@ -358,4 +358,5 @@ class HealthPoller:
 def hardware_error_message(exc: MotorStatusError) -> str:
     """A status reply's error bits, as the reason a run stops."""
     motors = ", ".join(exc.motors) or "a motor"
-    return f"hardware error: {motors} reports {', '.join(exc.errors) or 'an error'} ({exc})"
+    where = f" (port {exc.port})" if exc.port else ""
+    return f"hardware error: {motors} reports {', '.join(exc.errors) or 'an error'}{where}: the servo protects itself"

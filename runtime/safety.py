@@ -22,6 +22,7 @@ class SafetyStop(RuntimeError):
 
 
 POSITIVE = (lambda v: math.isfinite(v) and v > 0, "must be positive and finite")
+PROTECTION_MODES = ("check", "write", "ignore")
 
 
 @dataclass
@@ -48,6 +49,12 @@ class SafetySettings:
              "dropped (a --stochastic run judges the deterministic plan)", POSITIVE)
     chunk_hold_after: int = option(3, "this many jumping chunks in a row hold the robot until a smooth one "
                                       "arrives (the stall timeout then stops the run)", AT_LEAST_1)
+    gripper_protection: str | None = option(
+        None, "the grippers' protection registers, read before torque: check (refuse a gripper left at factory "
+              "limits), write (write the safe values: an STS3215's Max_Torque_Limit 500, Protection_Current 250, "
+              "Overload_Torque 25 as LeRobot does; an XL330's current-based position mode), ignore (a warning); "
+              "default: check on a real port, write on the simulator",
+        (lambda v: v in PROTECTION_MODES, "must be check, write or ignore"), choices=("check", "write", "ignore"))
 
 
 DEFAULT_STEP_FRACTION = 0.05  # max step per tick of a joint the robot file gives none for: 5 % of its range
@@ -108,7 +115,8 @@ class SoftStart:
 class ChunkCheck:
     """Every chunk before it is used: actions clamped into the joint ranges (counted), and a plan that jumps
     dropped (counted): a step-to-step change above ``max_step`` (``chunk_speed_factor`` times the motor's
-    no-load speed over one control period, in user units) or a change of that change above the same bound
+    no-load speed over one step of the model's control period, in user units: the plan is judged at the rate it
+    was made for; a run at another --fps is warned about on its own) or a change of that change above the same bound
     (reaching that speed from rest in one step). ``hold_after`` jumping chunks in a row set ``holding`` until a
     smooth chunk arrives. Arrays are per driven joint, user units."""
 

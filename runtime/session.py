@@ -15,6 +15,7 @@ from typing import Callable
 
 from actsac._cli import first_line
 from actsac.drivers.errors import BusError, CameraError
+from actsac.drivers.protection import read_protection, unsafe, write_protection
 from actsac.drivers.sim import SimOptions
 
 from .backends import make_infer, open_backend, resolve_model, warm_up
@@ -119,6 +120,7 @@ class _Session:
                           max_failures=cfg.safety.max_bus_failures)
         self.controller = self.worker = self.loop = self.recorder = self.cameras = self.health = None
         self.health_limits = health_limits
+        self.protection: dict | None = None
         self.stats = RunStats()
 
     @staticmethod
@@ -147,6 +149,7 @@ class _Session:
             changed = self.robot.configure(self.period_s)
             if changed:
                 self.log(f"actsac-run: calibration written to the motors: {', '.join(sorted(changed))}")
+            self.protection = self._gripper_protection()
             self._prepare()
             if stop.is_set():  # asked to stop while preparing: never power the motors
                 ended = "stopped"
@@ -214,7 +217,8 @@ class _Session:
             command_filter=command_filter,
             period_s=self.period_s, ramp_s=self.cfg.safety.ramp_s,
             stall_timeout_s=self.cfg.safety.stall_timeout_s, initial_latency_s=latency, health=guard,
-            chunk_check=ChunkCheck.for_robot(self.robot, driven, self.fps, self.cfg.safety.chunk_speed_factor,
+            chunk_check=ChunkCheck.for_robot(self.robot, driven, self.metadata.control_hz or self.fps,
+                                             self.cfg.safety.chunk_speed_factor,
                                              self.cfg.safety.chunk_hold_after))
         if self.cfg.record is not None:
             header = {"robot": self.robot.spec.name, "fps": self.fps, "exec": self.cfg.exec_mode,
@@ -225,6 +229,31 @@ class _Session:
                                 monitor=None if self.health is None else self.health.monitor)
         if self.status is not None:
             self.status.attach(self.loop, self.controller, self.io)
+
+    def _gripper_protection(self) -> dict | None:
+        """Read the grippers' protection registers (torque is off); refuse, write or warn about a gripper left
+        at factory limits, as --gripper-protection says (default: check on a real port, write on the
+        simulator). Returns what was read and written, for the summary."""
+        mode = self.cfg.safety.gripper_protection or ("write" if self.cfg.port is None else "check")
+        readings = read_protection(self.robot)
+        if not readings:
+            return None
+        loose = unsafe(self.robot, readings)
+        outcome = {"mode": mode, "read": readings, "written": {}}
+        if not loose:
+            return outcome
+        text = "; ".join(f"{motor} {register} {value} (safe: {safe})" for motor, register, value, safe in loose)
+        if mode == "check":
+            raise RunRefused(f"gripper protection: {text}: a gripper at factory limits burns when it squeezes an "
+                             f"object; pass --gripper-protection write to write the safe values, or "
+                             f"--gripper-protection ignore to run as it is")
+        if mode == "write":
+            outcome["written"] = write_protection(self.robot, readings)
+            changes = ", ".join(f"{motor} {register} {value} -> {safe}" for motor, register, value, safe in loose)
+            self.log(f"actsac-run: gripper protection written: {changes}")
+        else:
+            self.log(f"actsac-run: warning: gripper at factory limits (--gripper-protection ignore): {text}")
+        return outcome
 
     def _health_guard(self) -> HealthGuard | None:
         """The motor-health guard and its poller (``--health-hz 0``: none); a first read of every group now,
@@ -254,11 +283,14 @@ class _Session:
 
     def _report(self, reason: str, code: int, safe: str) -> dict:
         try:
-            return summarize(self.stats, fps_target=self.fps, scheduler=self.loop.scheduler if self.loop else None,
-                             controller=self.controller, io=self.io, exit_reason=reason, exit_code=code,
-                             safe_state=safe, goal_tolerance=(self.metadata.task or {}).get("success_tolerance"),
-                             cameras=None if self.cameras is None else self.cameras.summary(),
-                             health=None if self.health is None else self.health.summary(self.stats.ticks * self.period_s))
+            summary = summarize(self.stats, fps_target=self.fps, scheduler=self.loop.scheduler if self.loop else None,
+                                controller=self.controller, io=self.io, exit_reason=reason, exit_code=code,
+                                safe_state=safe, goal_tolerance=(self.metadata.task or {}).get("success_tolerance"),
+                                cameras=None if self.cameras is None else self.cameras.summary(),
+                                health=None if self.health is None else self.health.summary(self.stats.ticks * self.period_s))
+            if self.protection is not None:
+                summary["gripper_protection"] = self.protection
+            return summary
         finally:  # the log and the videos are closed whatever the summary does
             if self.recorder is not None:
                 self.recorder.finish(self.log, exit_reason=reason, exit_code=code, safe_state=safe)
