@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     lerobot.add_argument("--units", choices=UNITS, default="range",
                          help="range: the joints in the robot's own units (LeRobot's default, range_m100_100, "
                               "gripper range_0_100); degrees: recorded with use_degrees (the gripper stays 0..100)")
+    lerobot.add_argument("--calibration", type=Path, metavar="FILE",
+                         help="the LeRobot calibration file of the arm the data was recorded with; stored in the "
+                              "export, so actsac-run refuses a robot calibrated differently (without it, not checked)")
     lerobot.add_argument("--fps", type=float, metavar="HZ",
                          help=f"the rate the policy was recorded at (default: the training config's env.fps, "
                               f"else {DEFAULT_FPS:g}); actsac-run's default --fps")
@@ -115,7 +118,8 @@ def check_lerobot_options(args: argparse.Namespace, lerobot: bool) -> None:
              f"upper_body or a robot TOML)", 2)
     if not lerobot:
         given = [flag for flag, value in (("--robot", args.robot), ("--fps", args.fps),
-                                          ("--units", args.units != "range" or None)) if value]
+                                          ("--units", args.units != "range" or None),
+                                          ("--calibration", args.calibration)) if value]
         if given:
             fail(f"{given[0]} applies to LeRobot checkpoints (a directory); {args.checkpoint} is an actsac "
                  f"checkpoint, which knows its robot", 2)
@@ -148,11 +152,28 @@ def load(args: argparse.Namespace, lerobot: bool):
         fail(str(exc))
     source = loaded.extra["source"]
     joints = loaded.config.joint_names
+    loaded.extra["calibration"] = lerobot_calibration(args.calibration, robot, joints)
     named = ", ".join(joints) if len(joints) <= 8 else f"{joints[0]} ... {joints[-1]}"
     print(f"LeRobot {source['policy'].upper()} ({source['layout']} layout) for robot '{robot.name}' "
           f"({len(joints)} joints: {named}, in {args.units}), {loaded.config.control_hz:g} Hz"
           f"{lerobot_execution_hint(source)}")
     return loaded
+
+
+def lerobot_calibration(path: Path | None, robot, joints: list[str]) -> dict | None:
+    """The export's record of the calibration the data was recorded with (--calibration), or None, said."""
+    if path is None:
+        print("no --calibration: the export stores no calibration, so actsac-run cannot tell a robot calibrated "
+              "differently from the one the data was recorded with (pass its LeRobot calibration file)")
+        return None
+    from actsac.calibration import CalibrationError, load_calibration
+    from actsac.calibration.compare import calibration_record
+
+    try:
+        calibration = load_calibration(path, robot)
+    except CalibrationError as exc:
+        fail(f"--calibration: {first_line(exc)}")
+    return calibration_record(calibration, joints, path.name)
 
 
 def lerobot_execution_hint(source: dict) -> str:

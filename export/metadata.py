@@ -22,7 +22,9 @@ STATE_ONLY_VERSION = 1
 METADATA_KEY = "actsac"
 VERSION_KEY = "actsac.format_version"
 # null when absent; files written before a field existed lack it
-OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task", "cameras", "stochastic", "source")
+OPTIONAL_FIELDS = ("observation_names", "obs_stats", "action_stats", "task", "cameras", "stochastic", "source",
+                   "calibration")
+CALIBRATION_FIELDS = {"id", "drive_mode", "homing_offset", "range_min", "range_max"}  # a LeRobot file's
 OUTPUTS = ("action_mean", "action_log_std", "action")  # a deterministic model's graph has "action" only
 INPUT_NAME = "observation"
 IMAGE_INPUT_PREFIX = "image."  # one uint8 (B, H, W, 3) RGB input per camera: "image.<camera>"
@@ -61,6 +63,9 @@ class ModelMetadata:
     stochastic: bool | None = None
     # where the weights came from when not actsac's training: {"framework": "lerobot", "policy": "act", ...}
     source: dict[str, Any] | None = None
+    # the calibration the training data was recorded with (calibration/compare.py): {"source": "simulator" or a
+    # file name, "joints": {joint: {id, drive_mode, homing_offset, range_min, range_max}}}; null when unknown
+    calibration: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.cameras is None or isinstance(self.cameras, tuple):
@@ -204,6 +209,12 @@ class ModelMetadata:
         need(not self.stochastic or (isinstance(self.log_std_bounds, list) and len(self.log_std_bounds) == 2),
              "log_std_bounds", "must be [min, max]")
         need(self.source is None or isinstance(self.source, dict), "source", "must be an object or null")
+        cal = self.calibration
+        need(cal is None or (isinstance(cal, dict) and isinstance(cal.get("joints"), dict)
+                             and all(isinstance(e, dict) and set(e) == CALIBRATION_FIELDS
+                                     and all(isinstance(v, int) for v in e.values()) for e in cal["joints"].values())),
+             "calibration", f"must be null or {{source, joints: {{joint: {{{', '.join(sorted(CALIBRATION_FIELDS))}}}}}}} "
+                            f"with integers")
         if self.observation_names is not None:
             need(len(self.observation_names) == self.state_dim, "observation_names",
                  f"has {len(self.observation_names)} names for state_dim {self.state_dim}")

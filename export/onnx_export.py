@@ -110,7 +110,8 @@ def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelM
         log_std_bounds=[float(config.log_std_min), float(config.log_std_max)] if stochastic else None,
         task=checkpoint.extra.get("task"), checkpoint_sha256=file_sha256(checkpoint.path),
         exporter=f"actsac {__version__}, torch {torch.__version__.split('+')[0]}", opset=opset, precision=precision,
-        cameras=cameras, stochastic=stochastic, source=checkpoint.extra.get("source"))
+        cameras=cameras, stochastic=stochastic, source=checkpoint.extra.get("source"),
+        calibration=checkpoint.extra.get("calibration"))
 
 
 def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET,

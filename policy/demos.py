@@ -152,3 +152,60 @@ def save_npz_demos(path: str | os.PathLike, observations, actions_robot_units, r
             np.savez(f, **arrays)
 
     return atomic_write(path, write)
+
+
+REST_STEP_FRACTION = 0.002  # a joint moving less than this share of its range from frame to frame is at rest
+REST_FRAMES = 3  # ... for this many frames in a row, arm and command alike
+OFFSET_WARN_FRACTION = 0.02  # a mean command - state gap at rest above this share of the range is warned about
+
+
+def rest_offsets(observations: np.ndarray, actions: np.ndarray, episode_ends: np.ndarray,
+                 observation_names: list[str], joints: list[str], span: np.ndarray) -> tuple[int, dict[str, float]]:
+    """(frames at rest, {joint: mean action - state on them}) for each action joint whose ``<joint>.pos`` is in
+    the observation. At rest: every such joint's state and command move less than ``REST_STEP_FRACTION`` of its
+    range per frame over ``REST_FRAMES`` frames. There a follower tracking its leader sits where it is told,
+    so a steady gap is the two arms' calibrations disagreeing (LeRobot #3758), or a gripper holding an object."""
+    pairs = [(a, observation_names.index(f"{j}.pos")) for a, j in enumerate(joints) if f"{j}.pos" in observation_names]
+    if not pairs:
+        return 0, {}
+    cols_a, cols_s = [a for a, _ in pairs], [s for _, s in pairs]
+    state, command = observations[:, cols_s], actions[:, cols_a]
+    tol = REST_STEP_FRACTION * np.asarray(span, np.float64)[cols_a]
+    still = np.zeros(len(state), bool)
+    start = 0
+    for end in episode_ends:
+        ds = np.abs(np.diff(state[start:end], axis=0)) <= tol
+        da = np.abs(np.diff(command[start:end], axis=0)) <= tol
+        calm = np.concatenate([[False], (ds & da).all(axis=1)])  # frame t moved little from t - 1
+        run = np.convolve(calm.astype(int), np.ones(REST_FRAMES - 1, int), "full")[:end - start]
+        still[start:end] = run >= REST_FRAMES - 1
+        start = end
+    if not still.any():
+        return 0, {}
+    gap = (command[still] - state[still]).mean(axis=0)
+    return int(still.sum()), {joints[a]: float(g) for a, g in zip(cols_a, gap)}
+
+
+def report_rest_offsets(path, observation_names: list[str] | None, joints: list[str], span: np.ndarray,
+                        log) -> dict[str, float]:
+    """``actsac-train --demos``: the command - state gap at rest per joint in one line, and a warning naming
+    each joint whose gap is above ``OFFSET_WARN_FRACTION`` of its range. Never refuses."""
+    if not observation_names:
+        return {}
+    with np.load(path, allow_pickle=False) as arrays:
+        n, offsets = rest_offsets(arrays["observations"], arrays["actions"], arrays["episode_ends"],
+                                  list(observation_names), list(joints), span)
+    if not n:
+        log(f"demonstrations {path}: no frames at rest: the command vs state offsets were not checked")
+        return {}
+    ranges = dict(zip(joints, np.asarray(span, np.float64)))
+    log(f"demonstrations {path}: at rest ({n} frames), mean command - state: "
+        + ", ".join(f"{j} {g:+.2f}" for j, g in offsets.items()))
+    for joint, gap in offsets.items():
+        if abs(gap) > OFFSET_WARN_FRACTION * ranges[joint]:
+            hint = ("a gripper holding an object does this too" if "gripper" in joint
+                    else "were the leader and the follower calibrated differently? (LeRobot #3758)")
+            log(f"warning: demonstrations {path}: {joint}'s command sits {gap:+.2f} from where the arm measured it "
+                f"at rest ({100 * abs(gap) / ranges[joint]:.1f} % of its range, warned above "
+                f"{100 * OFFSET_WARN_FRACTION:g} %): {hint}")
+    return offsets

@@ -32,7 +32,7 @@ from . import tasks
 from .actors import Actor, Normalizer, build_actor
 from .checkpoint import save_checkpoint
 from .config import IMAGENET_MEAN, IMAGENET_STD, CameraConfig, ConfigError, NormStats, PolicyConfig
-from .demos import load_npz_demos
+from .demos import load_npz_demos, report_rest_offsets
 from .replay import Episode, SequenceReplay, sample_batch
 from .sac import BCSchedule, SACLearner
 
@@ -361,6 +361,13 @@ def write_curve_png(path: Path, rows: list[dict], title: str, sac_start: int | N
     plt.close(fig)
 
 
+def training_calibration(robot: tasks.ReachRobot) -> dict:
+    """The calibration the task's data comes from: the simulator's, for the export to carry."""
+    from actsac.calibration.compare import calibration_record
+
+    return calibration_record({m.name: m.sim_calibration for m in robot.motors}, robot.joints, "simulator")
+
+
 def train(config: TrainConfig, progress: bool = True, log=None) -> TrainResult:
     """Run the whole training; ``log(line)`` (optional) receives a one-line summary when the updates start."""
     config.validate()
@@ -390,6 +397,11 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
                                        policy_config.action_stats, policy_config.observation_names,
                                        chunk_size=config.chunk_size, cameras=policy_config.cameras,
                                        action_names=policy_config.joint_names)
+        stats = policy_config.action_stats
+        span = (np.array(stats.b) - np.array(stats.a) if stats is not None and stats.mode == "min_max"
+                else np.full(policy_config.action_dim, 200.0))
+        report_rest_offsets(config.demos, policy_config.observation_names, policy_config.joint_names, span,
+                            log or print)
     else:
         demo_episodes = expert_episodes(config.make_task(config.n_envs, goals, config.seed + 3),
                                         config.demo_episodes, action_norm, images=config.sees_images)
@@ -466,7 +478,7 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
         actor.load_state_dict(best["state"])
     actor.eval()
     wall_s = time.perf_counter() - start_s
-    extra = {"task": eval_task.info(),
+    extra = {"task": eval_task.info(), "calibration": training_calibration(config.robot),
              "train": {"config": asdict(config), "steps_done": done, "interrupted": interrupted,
                        "wall_s": round(wall_s, 1), "saved_step": best["step"], "eval": best["metrics"],
                        "env_steps": collect.env_steps, "demo_transitions": len(offline),

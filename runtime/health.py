@@ -63,7 +63,7 @@ class HealthSettings:
         None, "WARN,DERATE,STOP temperatures of every motor, degC (default: the motor model's limit minus "
               "15, 10 and 5: 55,60,65 on an STS3215)", type=parse_levels, metavar="W,D,S")
     effort_pct: list[float] | None = option(
-        None, "WARN,STALL effort of every motor, %% of its stall torque / current (default 80,50): above WARN a "
+        None, "WARN,STALL effort of every motor, %% of its stall torque / current (default 80,40): above WARN a "
               "warning; above STALL with the goal away from the position for --stall-s, the joint is derated",
         type=parse_levels, metavar="W,S")
     stall_s: float | None = option(None, "how long a stall lasts before the joint is derated, s (default 0.5)",
@@ -78,7 +78,7 @@ class HealthLimits:
     """One motor's limits (degC, % of stall effort, s, % below the voltage at start)."""
 
     temperature_c: tuple[float, float, float]
-    effort_pct: tuple[float, float] = (80.0, 50.0)
+    effort_pct: tuple[float, float] = (80.0, 40.0)  # a protected STS3215 gripper peaks at 50 % (Max_Torque_Limit 500)
     stall_s: float = 0.5
     voltage_drop_pct: tuple[float, float] = (10.0, 20.0)
 

@@ -49,6 +49,10 @@ class SafetySettings:
              "dropped (a --stochastic run judges the deterministic plan)", POSITIVE)
     chunk_hold_after: int = option(3, "this many jumping chunks in a row hold the robot until a smooth one "
                                       "arrives (the stall timeout then stops the run)", AT_LEAST_1)
+    calibration_tolerance_deg: float = option(
+        5.0, "refuse a model trained with a calibration whose commands land further than this from the robot's "
+             "(degrees, any joint)", POSITIVE)
+    allow_calibration_mismatch: bool = option(False, "run a model trained with another calibration, with a warning")
     gripper_protection: str | None = option(
         None, "the grippers' protection registers, read before torque: check (refuse a gripper left at factory "
               "limits), write (write the safe values: an STS3215's Max_Torque_Limit 500, Protection_Current 250, "

@@ -61,3 +61,24 @@ def stochastic_warning(mean: np.ndarray, log_std: np.ndarray, half_range: np.nda
         return None
     return (f"--stochastic: the policy's noise per tick is {ratio:.1f}x the step cap (median over the joints): most "
             f"commands will be clamped; drop --stochastic or raise --max-step")
+
+
+def check_calibration(record: dict | None, robot, spec, safety, log, model_name: str) -> None:
+    """The calibration the model was trained with against the robot's (``calibration/compare.py``): refused
+    (RunRefused) above ``--calibration-tolerance-deg`` on any joint, a warning with
+    ``--allow-calibration-mismatch``; a model that stores none is said to be unchecked."""
+    from actsac.calibration.compare import describe, differences
+
+    if record is None:
+        log(f"actsac-run: {model_name} stores no training calibration: not compared with the robot's")
+        return
+    apart = [d for d in differences(record, robot.calibration, spec) if d["degrees"] > safety.calibration_tolerance_deg]
+    if not apart:
+        return
+    what = (f"the model was trained with another calibration ({record.get('source', 'unknown source')}): "
+            f"{'; '.join(describe(d) for d in apart)}")
+    if safety.allow_calibration_mismatch:
+        log(f"actsac-run: warning: {what}")
+        return
+    raise RunRefused(f"calibration: {what}; more than {safety.calibration_tolerance_deg:g} degrees: recalibrate the "
+                     f"robot, re-record the data, or pass --allow-calibration-mismatch")

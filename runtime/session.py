@@ -34,7 +34,7 @@ from .recorder import RunRecorder
 from .report import RunStats, format_table, summarize, write_summary
 from .robot_io import RobotIO
 from .safety import ChunkCheck, CommandFilter, SafetyStop
-from .sanity import check_goal, rate_warnings, stochastic_warning
+from .sanity import check_calibration, check_goal, rate_warnings, stochastic_warning
 from .signals import stop_on_signals
 from .status import StatusLine
 
@@ -85,6 +85,7 @@ def run(cfg: RunConfig, stop: threading.Event | None = None, log: Callable[[str]
             log(f"actsac-run: running at normal priority: {refused}")
         robot = stack.enter_context(open_robot(spec, ports, calibration, sim=sim, seed=cfg.seed,
                                                cameras=metadata.cameras, camera_sources=camera_sources))
+        check_calibration(metadata.calibration, robot, spec, cfg.safety, log, model_path.name)
         if cfg.goal is not None and goal_joints:  # refused before torque, against the calibrated ranges
             low, high = robot.joint_limits(goal_joints)
             units = [spec.motor(j).norm_mode for j in goal_joints]

@@ -121,6 +121,25 @@ def test_fps_and_degrees_reach_the_metadata(tmp_path, capsys):
     assert meta.joint_units == ["degrees"] * 5 + ["range_0_100"]
 
 
+def test_the_calibration_file_the_data_was_recorded_with_is_stored(tmp_path, capsys):
+    from actsac.calibration import save_calibration
+    from actsac.drivers.robots import load_robot
+
+    directory = fixture_dir(tmp_path, "sac_state")
+    code, out, err = run_main([directory, "--robot", "so100"], capsys)
+    assert code == 0 and "no --calibration: the export stores no calibration" in out
+    assert read_metadata(directory / "model.onnx").calibration is None
+    follower = tmp_path / "my_follower.json"
+    save_calibration(follower, {m.name: m.sim_calibration for m in load_robot("so100").motors})
+    code, out, err = run_main([directory, "--robot", "so100", "--calibration", follower], capsys)
+    assert code == 0, err
+    record = read_metadata(directory / "model.onnx").calibration
+    assert record["source"] == "my_follower.json" and record["joints"]["gripper"]["range_min"] == 2000
+    follower.write_text("{not json")
+    code, _, err = run_main([directory, "--robot", "so100", "--calibration", follower], capsys)
+    assert code == 1 and err.startswith("error: --calibration: ") and err.count("\n") == 1
+
+
 def test_a_checkpoint_directory_holding_pretrained_model_is_found(tmp_path):
     directory = fixture_dir(tmp_path / "last", "sac_state").rename(tmp_path / "last" / "pretrained_model")
     checkpoint = load_lerobot(directory.parent, load_robot("so100"))

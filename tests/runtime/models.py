@@ -29,7 +29,17 @@ def metadata_dict(groups, chunk_size, state_dim, observation_names, task=None, c
             "action_groups": groups, "obs_stats": None,
             "action_stats": {"mode": "min_max", "a": lo, "b": hi}, "log_std_bounds": [-5.0, 2.0],
             "task": task, "checkpoint_sha256": "0" * 64, "exporter": "tests/runtime/models.py",
-            "opset": 17, "precision": "fp32"}
+            "opset": 17, "precision": "fp32", "calibration": sim_calibration(groups)}
+
+
+def sim_calibration(groups) -> dict | None:
+    """The so100 simulator's calibration of the joints, as a model trained on it stores (None for others)."""
+    from actsac.calibration.compare import calibration_record
+    from actsac.drivers.robots import SO100
+
+    cal = {m.name: m.sim_calibration for m in SO100.motors}
+    joints = [j for g in groups for j in g["joints"]]
+    return calibration_record(cal, joints, "simulator") if all(j in cal for j in joints) else None
 
 
 def so100_groups(units=None):

@@ -23,9 +23,12 @@ def grip_onnx(tmp_path_factory):
     return reach_model(tmp_path_factory.mktemp("grip") / "grip.onnx", gain=1.0, task=GRIP)
 
 
+FACTORY = SafetySettings(stop_hold_s=0.1, gripper_protection="ignore")  # the gripper at full torque
+
+
 def run_sim(model, faults, duration_s, **config):
     return run_bounded(model=model, duration_s=duration_s, sim=SimOptions(faults=faults),
-                       safety=config.pop("safety", SafetySettings(stop_hold_s=0.1)), **config)
+                       safety=config.pop("safety", FACTORY), **config)
 
 
 def test_a_squeezing_gripper_is_backed_off_before_it_overheats(grip_onnx, tmp_path):
@@ -51,6 +54,14 @@ def test_without_the_health_guard_the_same_gripper_overheats_and_the_servo_stops
     assert summary["exit_code"] == EXIT_SAFETY_STOP
     assert summary["exit_reason"].startswith("safety stop: hardware error: gripper reports overheat")
     assert summary["safe_state"].endswith("torque off") and "health" not in summary
+
+
+def test_with_its_protection_registers_written_the_gripper_squeezes_at_half_torque_and_is_derated(grip_onnx):
+    summary, _ = run_sim(grip_onnx, SQUEEZE, 4.0, safety=SafetySettings(stop_hold_s=0.1))  # write: the default
+    assert summary["exit_code"] == EXIT_OK and summary["gripper_protection"]["written"]
+    gripper = summary["health"]["motors"]["gripper"]
+    assert gripper["peak_effort_pct"] == 50.0  # Max_Torque_Limit 500
+    assert [e["kind"] for e in summary["health"]["events"] if e["level"] == "derate"] == ["stall"]
 
 
 def test_a_motor_over_its_stop_temperature_stops_the_run_naming_it(grip_onnx):

@@ -143,7 +143,8 @@ def test_piped_output_has_no_live_line(reach_onnx):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == EXIT_OK, result.stderr
     assert "\r" not in result.stdout and "\x1b" not in result.stdout and "infer p50" not in result.stdout
-    header, table = result.stdout.splitlines()[:2], result.stdout.splitlines()[2:]
+    lines = result.stdout.splitlines()
+    header, table = lines[:2], [line for line in lines if not line.startswith("actsac-run: ")]  # then the log
     assert header[0].startswith("actsac-run: no --port given") and " at 30 Hz, " in header[1]
     assert table[0].startswith("  ticks ") and all(line.startswith("  ") for line in table)
     assert any("completed (code 0)" in line for line in table) and result.stderr == ""
