@@ -42,6 +42,7 @@ DERATED_STEP_SCALE = 0.5  # the step cap of every joint while any joint is derat
 COST_WINDOW = 8  # a group's read cost is judged on the slowest of its last reads
 COST_MARGIN = 1.25  # ... times this, plus the tick's safety margin
 TICK_MARGIN_FRACTION = 0.1  # a health read must end this fraction of the period before the next tick
+BLIND_S = 2.0  # a group unread this long for lack of time is warned about (once)
 
 
 def parse_levels(text: str) -> list[float]:
@@ -307,6 +308,7 @@ class HealthPoller:
         self.skipped = 0
         self.read_errors = 0
         self.ticks = 0
+        self.blind_warned = False
 
     def baseline(self) -> None:
         """Read every group once before torque is on: the voltage at start, and each read's cost."""
@@ -327,6 +329,11 @@ class HealthPoller:
         cost = max(self.costs_s[group], default=0.0) * COST_MARGIN
         if now + cost > deadline - TICK_MARGIN_FRACTION * self.period_s:
             self.skipped += 1
+            if not self.blind_warned and now - self.last_read_s[group] > BLIND_S:
+                self.blind_warned = True
+                self.guard.log(f"actsac-run: warning: health: no {group} read for {now - self.last_read_s[group]:.1f} "
+                               f"s: a read ({cost * 1e3:.1f} ms) does not fit in what the ticks leave after their "
+                               f"write, so the motors are not watched; lower --fps")
             return {"health_skipped": group}
         values = self._read(group, now)
         return {} if values is None else {"health": {group: values}}

@@ -1,6 +1,7 @@
 """The simulator's motor health over the real buses: effort, temperature, voltage, and the error bits and torque
 cut a real servo answers with."""
 
+import contextlib
 import time
 
 import pytest
@@ -21,8 +22,6 @@ def active_robot(stack, name, faults):
 
 
 def test_free_motors_read_ambient_temperature_nominal_voltage_and_little_effort():
-    import contextlib
-
     with contextlib.ExitStack() as stack:
         robot = active_robot(stack, "koch", None)
         robot.write_goals({"elbow_flex": 30.0})
@@ -35,8 +34,6 @@ def test_free_motors_read_ambient_temperature_nominal_voltage_and_little_effort(
 
 @pytest.mark.parametrize("robot_name", ["so100", "koch"])
 def test_an_overheated_motor_reports_overheat_and_drops_torque(robot_name):
-    import contextlib
-
     faults = Faults(blocked={"gripper": 40.0}, heat_scale={"gripper": 60.0})
     with contextlib.ExitStack() as stack:
         robot = active_robot(stack, robot_name, faults)
@@ -76,8 +73,6 @@ def torque_enable(bus, motor_id: int) -> int:
 
 
 def test_a_voltage_drop_below_the_limit_reports_input_voltage():
-    import contextlib
-
     faults = Faults(voltage_drop={"wrist_flex": 3.0}, voltage_drop_after_s=0.5)
     with contextlib.ExitStack() as stack:
         robot = active_robot(stack, "so100", faults)
@@ -89,8 +84,6 @@ def test_a_voltage_drop_below_the_limit_reports_input_voltage():
 
 
 def test_a_stalled_motor_stays_where_it_stuck_and_pushes():
-    import contextlib
-
     faults = Faults(stalled_after_s={"elbow_flex": 0.0})
     with contextlib.ExitStack() as stack:
         robot = active_robot(stack, "so100", faults)

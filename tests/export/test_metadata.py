@@ -151,3 +151,27 @@ def test_from_dict_fills_optional_fields_and_checks_types(exported):
         ModelMetadata.from_dict({**data, "chunk_size": "10"})
     with pytest.raises(MetadataError, match="'obs_stats' needs 12 values"):
         ModelMetadata.from_dict({**data, "obs_stats": {"mode": "min_max", "a": [0.0], "b": [1.0]}})
+
+
+def test_calibration_round_trips_and_older_files_read_without_it(exported):
+    """An actsac checkpoint of so100-reach stores the simulator's calibration of its joints; a file written before
+    the field existed (no key) reads as null, and a malformed one is refused naming the field."""
+    from actsac.drivers.robots import load_robot
+
+    checkpoint, result, _ = exported("act")
+    metadata = read_metadata(result.path)
+    sim = {m.name: m.sim_calibration for m in load_robot("so100").motors}
+    assert metadata.calibration["source"] == "simulator"
+    assert list(metadata.calibration["joints"]) == checkpoint.config.joint_names
+    for joint, entry in metadata.calibration["joints"].items():
+        assert entry == {"id": sim[joint].id, "drive_mode": sim[joint].drive_mode,
+                         "homing_offset": sim[joint].homing_offset, "range_min": sim[joint].range_min,
+                         "range_max": sim[joint].range_max}
+    data = metadata.to_dict()
+    assert ModelMetadata.from_dict(json.loads(json.dumps(data))) == metadata
+    del data["calibration"]
+    assert ModelMetadata.from_dict(data).calibration is None
+    assert read_metadata(exported("history")[1].path).calibration is None  # not the task's robot: unknown
+    bad = {"source": "x.json", "joints": {"gripper": {"range_min": 1.5}}}
+    with pytest.raises(MetadataError, match="'calibration' must be null or"):
+        ModelMetadata.from_dict({**data, "calibration": bad})

@@ -1,9 +1,13 @@
 """The calibration a model was trained with against the robot's: refused past the tolerance, naming the joint
 and the degrees; a warning with --allow-calibration-mismatch; a model that stores none is said to be unchecked."""
 
+import subprocess
+import sys
+
 import pytest
 
 from actsac.calibration.compare import calibration_record, differences
+from actsac.drivers.robot import Robot
 from actsac.drivers.robots import load_robot
 from actsac.drivers.units import MotorCalibration
 from actsac.runtime.errors import RunRefused
@@ -41,11 +45,15 @@ def test_a_range_shift_and_a_homing_offset_are_measured_in_degrees():
     assert elbow["degrees"] == pytest.approx(0.0)
 
 
-def test_a_model_trained_with_another_calibration_is_refused_before_torque(tmp_path):
+def test_a_model_trained_with_another_calibration_is_refused_before_torque(tmp_path, monkeypatch):
     model = reach_model(tmp_path / "leader.onnx", task=REACH_TASK,
                         metadata_overrides={"calibration": record(elbow_flex=shifted(194))})
+    activated = []
+    real_activate = Robot.activate
+    monkeypatch.setattr(Robot, "activate", lambda robot: activated.append(1) or real_activate(robot))
     with pytest.raises(RunRefused) as info:
         run_bounded(model=model, duration_s=1.0)
+    assert activated == []  # torque never went on
     message = str(info.value)
     assert message.startswith("calibration: the model was trained with another calibration (leader_arm.json): "
                               "elbow_flex: the same command lands 17.1 degrees apart (range 1219..3265 vs 1025..3071")
@@ -56,6 +64,20 @@ def test_a_model_trained_with_another_calibration_is_refused_before_torque(tmp_p
     summary, _ = run_bounded(model=model, duration_s=0.5,
                              safety=SafetySettings(stop_hold_s=0.1, calibration_tolerance_deg=20.0))
     assert summary["exit_code"] == EXIT_OK
+    assert activated  # the runs above did enable torque: the spy sees it
+
+
+def test_the_refusal_is_one_line_and_exit_1_from_the_command(tmp_path):
+    model = reach_model(tmp_path / "leader.onnx", task=REACH_TASK,
+                        metadata_overrides={"calibration": record(elbow_flex=shifted(194))})
+    proc = subprocess.run([sys.executable, "-m", "actsac.runtime.cli", "--model", str(model), "--duration", "1",
+                           "--no-status"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("error: calibration: the model was trained with another calibration "
+                                  "(leader_arm.json): elbow_flex: the same command lands 17.1 degrees apart")
+    proc = subprocess.run([sys.executable, "-m", "actsac.runtime.cli", "--model", str(model), "--duration", "1",
+                           "--calibration-tolerance-deg", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--calibration-tolerance-deg" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_matching_model_runs_and_one_without_a_record_is_said_unchecked(tmp_path):

@@ -1,8 +1,6 @@
 """The motor-health decisions (warn -> derate -> stop, stalls, the hold band), the limits' sources, and the
 poller's budget on a real simulated bus."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -127,6 +125,12 @@ def test_the_poller_reads_only_when_the_read_fits_before_the_next_tick():
         now = clock.now()
         late = TickTime(1, now - period + 0.0005, now, 0)  # half a millisecond left: no read fits
         assert poller.monitor(late) == {"health_skipped": "effort"} and poller.skipped == 1
+        assert not poller.blind_warned
+        poller.last_read_s["temperature"] = poller.last_read_s["effort"] = poller.last_read_s["voltage"] = now - 3.0
+        lines = []
+        g.log = lines.append
+        poller.monitor(TickTime(2, clock.now() - period + 0.0005, clock.now(), 0))
+        assert len(lines) == 1 and "health: no" in lines[0] and "read for 3.0 s" in lines[0] and "--fps" in lines[0]
         summary = poller.summary(1.0)
         assert summary["reads"]["temperature"]["count"] == 2 and summary["reads"]["effort"]["count"] == 1
         assert summary["motors"]["gripper"]["peak_temperature_c"] is not None
