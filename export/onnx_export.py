@@ -111,7 +111,22 @@ def build_metadata(checkpoint: Checkpoint, opset: int, precision: str) -> ModelM
         task=checkpoint.extra.get("task"), checkpoint_sha256=file_sha256(checkpoint.path),
         exporter=f"actsac {__version__}, torch {torch.__version__.split('+')[0]}", opset=opset, precision=precision,
         cameras=cameras, stochastic=stochastic, source=checkpoint.extra.get("source"),
-        calibration=checkpoint.extra.get("calibration"))
+        calibration=training_calibration(checkpoint))
+
+
+def training_calibration(checkpoint: Checkpoint) -> dict | None:
+    """The calibration the checkpoint's training data was recorded with: what ``actsac-train`` (the simulator's)
+    or the LeRobot import (``--calibration``) stored; for an actsac checkpoint written before that, the
+    simulator's calibration of its task's robot when its joints are the task's, else None (unknown)."""
+    extra = checkpoint.extra
+    if "calibration" in extra or extra.get("source"):
+        return extra.get("calibration")
+    from actsac.policy import train
+
+    task = train.TASKS.get((extra.get("task") or {}).get("name"))
+    if task is None or list(checkpoint.config.joint_names) != task.robot.joints:
+        return None
+    return train.training_calibration(task.robot)
 
 
 def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET,

@@ -188,8 +188,9 @@ def rest_offsets(observations: np.ndarray, actions: np.ndarray, episode_ends: np
 
 def report_rest_offsets(path, observation_names: list[str] | None, joints: list[str], span: np.ndarray,
                         log) -> dict[str, float]:
-    """``actsac-train --demos``: the command - state gap at rest per joint in one line, and a warning naming
-    each joint whose gap is above ``OFFSET_WARN_FRACTION`` of its range. Never refuses."""
+    """``actsac-train --demos``: the command - state gap at rest, one line when every joint is within
+    ``OFFSET_WARN_FRACTION`` of its range, else a table of every joint and a warning naming each one above.
+    Never refuses."""
     if not observation_names:
         return {}
     with np.load(path, allow_pickle=False) as arrays:
@@ -199,13 +200,21 @@ def report_rest_offsets(path, observation_names: list[str] | None, joints: list[
         log(f"demonstrations {path}: no frames at rest: the command vs state offsets were not checked")
         return {}
     ranges = dict(zip(joints, np.asarray(span, np.float64)))
-    log(f"demonstrations {path}: at rest ({n} frames), mean command - state: "
-        + ", ".join(f"{j} {g:+.2f}" for j, g in offsets.items()))
+    pct = {j: 100 * abs(g) / ranges[j] for j, g in offsets.items()}
+    limit = 100 * OFFSET_WARN_FRACTION
+    over = [j for j in offsets if pct[j] > limit]
+    if not over:
+        worst = max(pct, key=pct.get)
+        log(f"demonstrations {path}: at rest ({n} frames) every command sits within {limit:g} % of its joint's "
+            f"range of the measured state (largest: {worst} {offsets[worst]:+.2f}, {pct[worst]:.1f} %)")
+        return offsets
+    width = max(len(j) for j in offsets)
+    log(f"demonstrations {path}: mean command - state at rest ({n} frames):")
     for joint, gap in offsets.items():
-        if abs(gap) > OFFSET_WARN_FRACTION * ranges[joint]:
-            hint = ("a gripper holding an object does this too" if "gripper" in joint
-                    else "were the leader and the follower calibrated differently? (LeRobot #3758)")
-            log(f"warning: demonstrations {path}: {joint}'s command sits {gap:+.2f} from where the arm measured it "
-                f"at rest ({100 * abs(gap) / ranges[joint]:.1f} % of its range, warned above "
-                f"{100 * OFFSET_WARN_FRACTION:g} %): {hint}")
+        log(f"  {joint:<{width}} {gap:+9.2f}  {pct[joint]:5.1f} % of its range" + ("  <-" if joint in over else ""))
+    for joint in over:
+        hint = ("a gripper holding an object does this too" if "gripper" in joint
+                else "were the leader and the follower calibrated differently? (LeRobot #3758)")
+        log(f"warning: demonstrations {path}: {joint}'s command sits {offsets[joint]:+.2f} from where the arm "
+            f"measured it at rest ({pct[joint]:.1f} % of its range, warned above {limit:g} %): {hint}")
     return offsets

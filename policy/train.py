@@ -72,7 +72,9 @@ class TrainConfig:
     seed: int = option(0, "seed of every random number generator")
     bc_only: bool = option(False, "behaviour cloning only: no critic, no online data")
     demos: str | None = option(None, "demonstrations .npz file (layout in actsac.policy.demos); unset: the "
-                                   "task's scripted expert")
+                                   "task's scripted expert. Reports each joint's mean command - state gap on "
+                                   "frames at rest and warns above 2 %% of the joint's range (leader and "
+                                   "follower calibrated differently; a gripper holding an object may differ)")
     out: str = option("model.pt", "checkpoint path; the metrics CSV and curve PNG are written next to it")
     demo_episodes: int = option(48, "episodes of the scripted expert used as demonstrations", AT_LEAST_1)
     n_envs: int = option(8, "environments stepped in lockstep for online data", AT_LEAST_1)
