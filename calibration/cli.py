@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   actsac-calibrate --robot so100                                      # the same flow on the simulator
   actsac-calibrate --robot so100 --id my_arm --import ~/lerobot/calibration/my_arm.json
   actsac-calibrate --robot so100 --port /dev/ttyACM0 --id my_arm --check --duration 10
+  actsac-calibrate --robot so100 --port /dev/ttyACM0 --protect-gripper   # the gripper's safe limits, once
 
 files: <dir>/<robot>/<id>.json, <dir> = $ACTSAC_CALIBRATION_DIR or ~/.cache/actsac/calibration
        (or --calibration-dir); --file names the file directly.
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true",
                       help="print live normalised joint positions through the saved calibration (read-only: "
                            "writes nothing to the motors)")
+    mode.add_argument("--protect-gripper", action="store_true",
+                      help="write the safe protection values to the grippers left at factory limits (as "
+                           "actsac-run --gripper-protection write does; drivers/protection.py) and exit")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="with --check: stop after this long instead of at ENTER")
     p.add_argument("--full-turn", action="append", metavar="JOINT",
@@ -123,6 +127,9 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
         except RobotSpecError as exc:
             raise RobotSpecError(f"--port: {exc}") from None
     with ports_cm as ports:
+        if args.protect_gripper:
+            _protect_grippers(spec, ports)
+            return
         buses = [make_bus(b, ports[b.name], timeout_s=0.05, budget_s=1.0) for b in spec.buses]
         try:
             for bus in buses:
@@ -141,6 +148,33 @@ def _run(args, spec, dest: Path, calibration, full_turn) -> None:
         error = disconnect_all(buses)
         if error is not None:
             raise error
+
+
+def _protect_grippers(spec, ports) -> None:
+    """Write the safe protection values where a gripper is looser (EEPROM, torque off) and say what changed;
+    no calibration is written."""
+    from actsac.drivers.errors import RobotSpecError
+    from actsac.drivers.protection import grippers, read_protection, unchecked, unsafe, write_protection
+    from actsac.drivers.robot import Robot
+
+    robot = Robot(spec, ports)
+    try:
+        robot.connect()
+        if not grippers(robot):
+            raise RobotSpecError(f"robot '{spec.name}' has no gripper (a robot file marks one with gripper = true)")
+        readings = read_protection(robot)
+        loose = unsafe(robot, readings)
+        write_protection(robot, readings)
+        skipped = unchecked(robot)
+    finally:
+        robot.close()  # torque off, ports closed
+    if loose:
+        print("gripper protection written: " + ", ".join(f"{motor} {register} {value} -> {safe}"
+                                                          for motor, register, value, safe in loose))
+    for motor, model in skipped.items():
+        print(f"gripper {motor}: no known safe values for a {model}, nothing written")
+    if not loose and len(skipped) < len(readings):
+        print("gripper protection: already at the safe values, nothing written")
 
 
 CHECK_TOLERANCE = 0.02  # share of a turn a reading may lie outside the file's range before --check warns

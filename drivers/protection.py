@@ -9,8 +9,10 @@ protect itself if its limits say so; these are the values known to work, per mot
   its gripper so "it can grasp an object without forcing too much" (koch_follower.py, configure()). The current
   it is limited to is then Goal_Current (by default the Current_Limit), which LeRobot leaves as it is.
 
-A gripper "left at factory limits" is one with a limit above its safe value (or, for a mode, another mode).
-These are EEPROM registers: they are written with torque off (``homing.eeprom_writes``).
+A gripper "left at factory limits" is one with a limit above its safe value (or, for a mode, another mode);
+a register that reads 0 is never looser than its safe value. A gripper of a model without sourced values has
+its limits read and reported (``REPORTED``), never judged. These are EEPROM registers: they are written with
+torque off (``homing.eeprom_writes``).
 """
 
 from __future__ import annotations
@@ -40,20 +42,36 @@ PROTECTION: dict[str, tuple[Protected, ...]] = {
 }
 
 
+# A gripper of a model not in PROTECTION: those of these registers its table has are read and reported.
+REPORTED = (Reg.Max_Torque_Limit, Reg.Protection_Current, Reg.Overload_Torque, Reg.Operating_Mode,
+            Reg.Current_Limit, Reg.PWM_Limit)
+
+
+def _read_registers(model) -> tuple[Reg, ...]:
+    if model.name in PROTECTION:
+        return tuple(p.register for p in PROTECTION[model.name])
+    return tuple(r for r in REPORTED if r in model.registers)
+
+
 def grippers(robot) -> list[str]:
     """The robot's gripper motors (``MotorSpec.gripper``)."""
     return [m.name for m in robot.spec.motors if m.gripper]
 
 
 def read_protection(robot) -> dict[str, dict[str, int]]:
-    """{gripper: {register: value}} read from the motors (acknowledged reads); a gripper whose model has no
-    known safe values reads as {}."""
+    """{gripper: {register: value}} read from the motors (acknowledged reads): the registers of its model's
+    safe values, or for a model without any, its ``REPORTED`` limits."""
     out = {}
     for motor in grippers(robot):
         bus = robot.buses[robot.bus_of(motor)]
-        out[motor] = {p.register.value: bus.read(p.register, motor)
-                      for p in PROTECTION.get(bus.models[motor].name, ())}
+        out[motor] = {r.value: bus.read(r, motor) for r in _read_registers(bus.models[motor])}
     return out
+
+
+def unchecked(robot) -> dict[str, str]:
+    """{gripper: model} of the grippers whose model has no known safe values (reported, not judged)."""
+    models = {m: robot.buses[robot.bus_of(m)].models[m].name for m in grippers(robot)}
+    return {m: model for m, model in models.items() if model not in PROTECTION}
 
 
 def unsafe(robot, readings: dict[str, dict[str, int]]) -> list[tuple[str, str, int, int]]:

@@ -24,9 +24,12 @@ JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_ro
 
 
 def two_bus_robot(path):
-    """The SO-100's joints split over two Feetech buses, a and b."""
+    """The SO-100's joints split over two Feetech buses, a and b (its simulated ranges too, so the test models'
+    training calibration, the so100 simulator's, matches)."""
+    sim_ranges = {5: "[0, 4095]", 6: "[2000, 3000]"}
+
     def motors(ids):
-        return ", ".join(f'{{name = "{JOINTS[i - 1]}", id = {i}, model = "sts3215"'
+        return ", ".join(f'{{name = "{JOINTS[i - 1]}", id = {i}, model = "sts3215", sim_range = {sim_ranges.get(i, "[1025, 3071]")}'
                          + (', norm_mode = "range_0_100"}' if i == 6 else "}") for i in ids)
     path.write_text(f'name = "two"\n[[buses]]\nname = "a"\nfamily = "feetech"\nmotors = [{motors([1, 2, 3])}]\n'
                     f'[[buses]]\nname = "b"\nfamily = "feetech"\nmotors = [{motors([4, 5, 6])}]\n'
