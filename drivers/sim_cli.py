@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   actsac-sim --robot upper_body --drop 0.01 --corrupt 0.01 --seed 3
   actsac-sim --robot so100 --silent elbow_flex:5 --hw-error gripper:overload
   actsac-sim --robot so100 --blocked gripper:40 --heat gripper:20   # an object in the gripper, fast heating
+  actsac-sim --robot koch --stall elbow_flex:5 --voltage-drop shoulder_pan:5.5 --voltage-drop-after 10
 """
 
 
@@ -45,16 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="when the hardware errors appear")
     health = p.add_argument_group("motor health faults (effort, temperature, voltage)")
     health.add_argument("--blocked", action="append", default=[], metavar="MOTOR:POSITION",
-                        help="the joint cannot pass POSITION (its user unit under the simulator's calibration), "
-                             "as with an object in the gripper: pushing on it raises effort and temperature")
+                        help="the joint cannot pass POSITION (its user unit under the simulator's calibration, "
+                             "e.g. 0..100 for a gripper), as with an object in the gripper: pushing on it raises "
+                             "effort and temperature (repeatable)")
     health.add_argument("--stall", action="append", default=[], metavar="MOTOR:SECONDS",
-                        help="the motor's shaft sticks where it is SECONDS after start")
+                        help="the motor's shaft sticks where it is SECONDS after start (repeatable)")
     health.add_argument("--heat", action="append", default=[], metavar="MOTOR:FACTOR",
-                        help="the motor heats FACTOR times faster (an overheating motor)")
+                        help="the motor heats FACTOR times faster (an overheating motor; 20 reaches the "
+                             "temperature limit within seconds of pushing at full effort) (repeatable)")
     health.add_argument("--voltage-drop", action="append", default=[], metavar="MOTOR:VOLTS",
-                        help="the motor's supply falls to VOLTS (after --voltage-drop-after)")
+                        help="the motor's supply falls to VOLTS (after --voltage-drop-after); outside the "
+                             "motor's voltage limits it reports an input voltage error (repeatable)")
     health.add_argument("--voltage-drop-after", type=float, default=0.0, metavar="SECONDS",
-                        help="when the supply falls")
+                        help="when the supply falls, seconds after start (default: at once)")
     return p
 
 

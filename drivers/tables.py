@@ -297,17 +297,20 @@ _FEETECH = dict(family="feetech", resolution=4096, eeprom_end=40, sign_encoding=
 _DYNAMIXEL = dict(family="dynamixel", resolution=4096, eeprom_end=64, sign_encoding="twos_complement",
                   baud_rates=_X_BAUD, velocity_unit=_X_VELOCITY_UNIT, homing_sign=1, memory_size=256)
 
-# Factory protection values the simulator starts with. STS3215: Max_Temperature_Limit 70 degC (REFERENCE.md
-# section 11); the voltage limits 8.0 / 4.0 V, Protection_Current 500, Overload_Torque 80 %, Protective_Torque
-# 20 % and Protection_Time 200 (x 10 ms) are the values commonly read off factory STS3215s (unverified against a
-# datasheet); what matters for the checks is that they are above LeRobot's gripper values (500 / 250 / 25).
+# Factory protection values the simulator starts with. STS3215 (7.4 V): the Feetech ST3215 memory table's initial
+# values (as reproduced in the python-st3215 README, github.com/Mickael-Roger/python-st3215; not checked against
+# a Feetech PDF): Max_Temperature_Limit 70 degC, Max / Min_Voltage_Limit 8.0 / 4.0 V, Unloading_Condition 44
+# (overheat | over-current | overload: which alarms cut torque), Protection_Current 500 (x 6.5 mA),
+# Protective_Torque 20 % (output after overload protection trips), Protection_Time 200 (x 10 ms),
+# Overload_Torque 80 %. All above LeRobot's gripper values (500 / 250 / 25).
 _STS3215_PROTECTION = {Reg.Max_Temperature_Limit: 70, Reg.Max_Voltage_Limit: 80, Reg.Min_Voltage_Limit: 40,
                        Reg.Protection_Current: 500, Reg.Overload_Torque: 80, Reg.Protective_Torque: 20,
-                       Reg.Protection_Time: 200}
-# ROBOTIS e-Manual control tables: Temperature_Limit, Max / Min_Voltage_Limit (0.1 V), Current_Limit, Shutdown
-# (52 = overheat | electrical shock | overload: which alarms cut torque). XL330 voltages / current unverified.
+                       Reg.Protection_Time: 200, Reg.Unloading_Condition: 44}
+# ROBOTIS e-Manual control tables (emanual.robotis.com/docs/en/dxl/x/<model>/): Temperature_Limit,
+# Max / Min_Voltage_Limit (0.1 V), Current_Limit, Shutdown (which alarms cut torque: 52 = overheat | electrical
+# shock | overload; the XL330-M288's table gives 53, input voltage too).
 _XL330_PROTECTION = {Reg.Max_Temperature_Limit: 70, Reg.Max_Voltage_Limit: 70, Reg.Min_Voltage_Limit: 35,
-                     Reg.Current_Limit: 1750, Reg.Shutdown: 52}
+                     Reg.Current_Limit: 1750, Reg.Shutdown: 53}
 _XL430_PROTECTION = {Reg.Max_Temperature_Limit: 72, Reg.Max_Voltage_Limit: 140, Reg.Min_Voltage_Limit: 60,
                      Reg.Shutdown: 52}
 _XM430_PROTECTION = {Reg.Max_Temperature_Limit: 80, Reg.Max_Voltage_Limit: 160, Reg.Min_Voltage_Limit: 95,

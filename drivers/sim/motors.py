@@ -8,10 +8,10 @@ wall time whenever a request needs the present state. Turning torque on sets Goa
 position (the motor holds where it is rather than jumping to a stale goal).
 
 Health (``health.py``): effort, temperature and voltage in each model's registers (``Ratings``), with the
-status error bits a real servo sets: overheat at Max_Temperature_Limit (the motor then drops torque: a
-Dynamixel when overheat is in its Shutdown register, an STS3215 always, as its default unloading does), input
-voltage outside Min/Max_Voltage_Limit. A Feetech motor's condition bits clear with the condition; a
-Dynamixel's stay until a REBOOT, as on the real servo.
+status error bits a real servo sets: overheat at Max_Temperature_Limit, input voltage outside
+Min/Max_Voltage_Limit. A bit in the motor's Shutdown (Dynamixel) or Unloading_Condition (STS3215) register
+turns its torque off. A Feetech motor's condition bits clear with the condition; a Dynamixel's stay until a
+REBOOT, as on the real servo. Injected ``hardware_errors`` bits show beside them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import numpy as np
 from ..robots import BusSpec
 from ..servo_model import ServoArray
 from ..tables import MotorModel, Reg, motor_model
-from ..units import unnormalize
-from .health import HealthState
+from .health import start_health
 
 OVERHEAT, INPUT_VOLTAGE = 0x04, 0x01  # the same bits in a Feetech status byte and a Dynamixel Hardware_Error_Status
 MAX_CATCH_UP_S = 0.5  # after a long idle gap, integrate only the last half second (the motion has settled)
@@ -71,7 +70,7 @@ class SimMotors:
         self.servos = ServoArray((self.sim_lo + self.sim_hi) / 2.0)
         self.hardware_error = {i: 0 for i in self.ids}  # the bits in every status reply
         self._injected = {i: 0 for i in self.ids}  # set_hardware_error's (fault injection, REBOOT clears)
-        self._latched = {i: 0 for i in self.ids}  # Dynamixel condition bits, kept until a REBOOT
+        self._condition = {i: 0 for i in self.ids}  # bits of measured conditions (Dynamixel: kept until a REBOOT)
         self.faults = faults
         self.start_s = self.last_s = clock()
         self.hand_start_s = None if hand is not None and hand.wait_for_homing else self.start_s
@@ -91,30 +90,10 @@ class SimMotors:
             self._store(m.id, Reg.Max_Position_Limit, int(self.sim_hi[self.index[m.id]]))
             version = Reg.Firmware_Version if model.family == "dynamixel" else Reg.Firmware_Major_Version
             self._store(m.id, version, model.firmware_version)
-        self.health = self._start_health(spec, faults)
+        self.health = start_health(spec, self.models, faults, self.servos.position, self.start_s)
         self.update()
         for motor_id in self.ids:
             self._store(motor_id, Reg.Goal_Position, self.get(motor_id, Reg.Present_Position))
-
-    def _start_health(self, spec: BusSpec, faults) -> HealthState:
-        """Nominal voltages from the models' defaults; ``blocked`` positions (user units under each motor's
-        sim_calibration) turned into actual ticks once: an object sits at a physical place."""
-        blocked = dict(getattr(faults, "blocked", None) or {})
-        heat = dict(getattr(faults, "heat_scale", None) or {})
-        index = {m.name: self.index[m.id] for m in spec.motors}
-        self._stall_at = {index[n]: self.start_s + s for n, s in (getattr(faults, "stalled_after_s", None) or {}).items()
-                          if n in index}
-        self._drops = {index[n]: v for n, v in (getattr(faults, "voltage_drop", None) or {}).items() if n in index}
-        self._drop_at = self.start_s + getattr(faults, "voltage_drop_after_s", 0.0)
-        block, volts = [], []
-        for m in spec.motors:
-            model = self.models[m.id]
-            volts.append(model.defaults.get(model.ratings.voltage, 0) / 10.0 if model.ratings else 0.0)
-            cal = m.sim_calibration
-            block.append(float(unnormalize(blocked[m.name], cal, m.norm_mode, model.resolution))
-                         if m.name in blocked and cal is not None else np.nan)
-        return HealthState.start(len(self.ids), volts, block, self.servos.position,
-                                 [heat.get(m.name, 1.0) for m in spec.motors])
 
     # ------------------------------------------------------------------ register helpers
     def get(self, motor_id: int, reg: Reg) -> int:
@@ -156,34 +135,44 @@ class SimMotors:
             self._store_health(motor_id, i, model)
 
     def _store_health(self, motor_id: int, i: int, model: MotorModel) -> None:
-        """The health registers, and the error bits their values call for."""
+        """The health registers, and the error bits their values call for (the limits compared with the values
+        the registers show, as the servo's firmware does)."""
         h = self.health
-        if model.ratings is not None:
-            self._store(motor_id, model.ratings.effort, int(round(h.effort[i] * model.ratings.effort_full_scale)))
-            self._store(motor_id, model.ratings.voltage, int(round(h.voltage_v[i] * 10)))
-        self._store(motor_id, Reg.Present_Temperature, int(round(h.temperature_c[i])))
+        temperature_c = int(round(h.temperature_c[i]))
+        self._store(motor_id, Reg.Present_Temperature, temperature_c)
         bits = 0
-        if h.temperature_c[i] >= self.get(motor_id, Reg.Max_Temperature_Limit) > 0:
+        if temperature_c >= self.get(motor_id, Reg.Max_Temperature_Limit) > 0:
             bits |= OVERHEAT
-        low, high = self.get(motor_id, Reg.Min_Voltage_Limit), self.get(motor_id, Reg.Max_Voltage_Limit)
-        if high > 0 and not low <= h.voltage_v[i] * 10 <= high:
-            bits |= INPUT_VOLTAGE
+        if model.ratings is not None:
+            volts_01 = int(round(h.voltage_v[i] * 10))  # 0.1 V, the register's unit
+            self._store(motor_id, model.ratings.effort, int(round(h.effort[i] * model.ratings.effort_full_scale)))
+            self._store(motor_id, model.ratings.voltage, volts_01)
+            low, high = self.get(motor_id, Reg.Min_Voltage_Limit), self.get(motor_id, Reg.Max_Voltage_Limit)
+            if high > 0 and not low <= volts_01 <= high:
+                bits |= INPUT_VOLTAGE
         if self.family == "dynamixel":
-            bits = self._latched[motor_id] = self._latched[motor_id] | bits
+            bits |= self._condition[motor_id]  # latched until a REBOOT
+        newly = bits & ~self._condition[motor_id]
+        self._condition[motor_id] = bits
+        if newly & self._torque_cut_mask(motor_id):
+            self._torque_off(motor_id)
         total = self._injected[motor_id] | bits
         if total != self.hardware_error[motor_id]:
-            self._raise_bits(motor_id, total, newly=total & ~self.hardware_error[motor_id])
+            self.hardware_error[motor_id] = total
+            self._store(motor_id, Reg.Status if self.family == "feetech" else Reg.Hardware_Error_Status, total)
 
-    def _raise_bits(self, motor_id: int, bits: int, newly: int) -> None:
-        """Show ``bits`` in the status replies (and a Feetech's Status register, a Dynamixel's
-        Hardware_Error_Status); drop torque when a new bit calls for it."""
-        self.hardware_error[motor_id] = bits
-        self._store(motor_id, Reg.Status if self.family == "feetech" else Reg.Hardware_Error_Status, bits)
-        if self.family == "dynamixel":
-            if newly & self.get(motor_id, Reg.Shutdown):
-                self._torque_off(motor_id)
-        elif newly & OVERHEAT:
-            self._torque_off(motor_id)
+    def _torque_cut_mask(self, motor_id: int) -> int:
+        """The error bits that turn this motor's torque off: a Dynamixel's Shutdown register, an STS3215's
+        Unloading_Condition (factory 44: overheat, over-current, overload; the simulator raises only overheat)."""
+        return self.get(motor_id, Reg.Shutdown if self.family == "dynamixel" else Reg.Unloading_Condition)
+
+    def _holds_torque_off(self, motor_id: int) -> bool:
+        """Torque cannot come back on: a Dynamixel after a shutdown (or any injected error) until a REBOOT, an
+        STS3215 while its unloading condition lasts (an overheated one until it has cooled below its limit)."""
+        if self.family == "dynamixel" and self._injected[motor_id]:
+            return True
+        condition = self._condition[motor_id]
+        return bool(condition) and bool(condition & self._torque_cut_mask(motor_id))
 
     def _torque_off(self, motor_id: int) -> None:
         self._store(motor_id, Reg.Torque_Enable, 0)
@@ -198,7 +187,7 @@ class SimMotors:
         dt = min(elapsed, MAX_CATCH_UP_S)
         self.last_s = now
         velocity_before = self.servos.velocity.copy()
-        self._apply_faults(now)
+        self.health.apply_faults(now, self.servos.position)
         if dt > 0 and (self.servos.torque.any() or self.servos.velocity.any()):
             self.servos.step(dt)
         if self.hand is not None:  # a hand back-drives torque-off joints, faster than the motor could
@@ -212,21 +201,10 @@ class SimMotors:
             self.servos.velocity = np.where(driven, speed, self.servos.velocity)
         self._step_health(dt, velocity_before, elapsed)
 
-    def _apply_faults(self, now: float) -> None:
-        """A stall fault sticks the shaft where it is when its time comes; a voltage drop lowers the supply."""
-        for i, at in list(self._stall_at.items()):
-            if now >= at:
-                self.health.stuck[i] = self.servos.position[i]
-                del self._stall_at[i]
-        if self._drops and now >= self._drop_at:
-            for i, volts in self._drops.items():
-                self.health.voltage_v[i] = volts
-            self._drops = {}
-
     def _step_health(self, dt: float, velocity_before: np.ndarray, elapsed: float) -> None:
         """Motion settles within ``dt``; heat builds up over the whole ``elapsed`` time since the last request."""
         s = self.servos
-        s.position, s.velocity, pinned = self.health.constrain(s.position, s.velocity)
+        s.position, s.velocity, pinned = self.health.constrain(s.position, s.velocity, s.goal)
         accel = (s.velocity - velocity_before) / dt if dt > 0 else np.zeros_like(s.velocity)
         caps = np.array([self._effort_cap(m) for m in self.ids])
         self.health.step(dt, goal=s.goal, position=s.position, velocity=s.velocity, accel=accel,
@@ -278,8 +256,8 @@ class SimMotors:
 
     def _apply(self, motor_id: int, touched: set, was_on: bool) -> None:
         i = self.index[motor_id]
-        if self.hardware_error[motor_id] and self.family == "dynamixel":
-            self._store(motor_id, Reg.Torque_Enable, 0)  # shutdown: torque stays off until reboot
+        if self._holds_torque_off(motor_id):
+            self._store(motor_id, Reg.Torque_Enable, 0)
         on = self.torque_on(motor_id)
         if on and not was_on and Reg.Goal_Position not in touched:  # torque on holds the present pose instead of jumping to a stale goal
             present = self._present_from_actual(motor_id, self.servos.position[i])
@@ -304,8 +282,8 @@ class SimMotors:
         self.update()
         self._injected[motor_id] = bits
         if not bits:
-            self._latched[motor_id] = 0
-        total = bits | self._latched[motor_id]
+            self._condition[motor_id] = 0
+        total = bits | self._condition[motor_id]
         self.hardware_error[motor_id] = total
         if bits and self.family == "dynamixel":
             self._torque_off(motor_id)

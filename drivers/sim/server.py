@@ -54,13 +54,17 @@ class Faults:
     start_after_s: float = 0.0  # drop/corrupt/late begin this long after the simulator started
     camera_frozen_after_s: Mapping[str, float] = field(default_factory=dict)  # same image, fresh timestamps
     camera_silent_after_s: Mapping[str, float] = field(default_factory=dict)  # no more frames
-    # motor health (drivers/sim/health.py), motors by name:
+    # motor health (drivers/sim/health.py), motors by name, deterministic:
     blocked: Mapping[str, float] = field(default_factory=dict)  # the joint cannot pass this position (its user
-    # unit under its sim_calibration): an object in the gripper; pushing on it raises effort, then temperature
-    stalled_after_s: Mapping[str, float] = field(default_factory=dict)  # the shaft sticks where it is then
-    heat_scale: Mapping[str, float] = field(default_factory=dict)  # a motor heating this many times faster
-    voltage_drop: Mapping[str, float] = field(default_factory=dict)  # the motor's supply falls to these volts...
-    voltage_drop_after_s: float = 0.0  # ... this long after start
+    # unit under its sim_calibration and norm_mode, fixed in actual ticks at start): an object in the gripper, a
+    # wall; pushing on it raises effort (saturating 40 ticks short of the goal), then temperature
+    stalled_after_s: Mapping[str, float] = field(default_factory=dict)  # seconds after start the shaft sticks
+    # where it is; the effort then follows the goal error as on a block
+    heat_scale: Mapping[str, float] = field(default_factory=dict)  # heating x this (1: the modelled servo; 20:
+    # the temperature limit within seconds at full effort)
+    voltage_drop: Mapping[str, float] = field(default_factory=dict)  # the motor's supply falls to these volts
+    # (the level, not a difference; below Min_Voltage_Limit the motor reports input voltage) ...
+    voltage_drop_after_s: float = 0.0  # ... this many seconds after start
 
 
 class SimBus:
