@@ -27,7 +27,11 @@ JSON schema actsac-bench/1 (every key always present, null when not measured):
   camera {source, kind, camera, width, height, fps_reported, open_ms, duration_s, sample_hz,
   poll_ms, measured_s, lost, frames_delivered, frames_seen, frames_unseen, fps_achieved,
   frame_interval_p50_ms / _p99_ms, frame_age_p50_ms / _p99_ms / _max_ms, takes, delivery_p50_ms / _p99_ms,
-  delivery_note, repeated_frames, longest_same_image_s, frozen} | null.
+  delivery_note, repeated_frames, longest_same_image_s, frozen} | null, board {jetson, model, l4t, jetpack,
+  power_mode {id, name, max_id, max_name, at_max}, clocks_locked, max_frequencies {cpu_khz, gpu_hz, emc_hz}, gpu
+  (nvidia-smi: name, sm_mhz, sm_max_mhz, mem_mhz, mem_max_mhz, temperature_c), temperatures_c {zone: start, max,
+  end}, frequencies {name: start, min, end}, throttled, throttle_reasons} (benchmarks/board.py; null fields on a
+  machine that is no Jetson; ACTSAC_BOARD_ROOT reads a recorded tree instead of /).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +52,13 @@ from actsac.runtime.backends import EXAMPLES
 from actsac.runtime.safety import POSITIVE
 
 from . import BenchError
+from .board import BoardMonitor, warning
 from .machine import machine_info
 from .model import BACKENDS, time_model
 from .report import SCHEMA, add_efficiency, compare, plot_histogram, write_report
 
 EXIT_USAGE = 2
+BOARD_ROOT_ENV = "ACTSAC_BOARD_ROOT"  # read the board's state under this directory (a recorded tree) instead of /
 LOOP_DURATION_S = 60.0
 CAMERA_DURATION_S = 10.0
 
@@ -225,6 +232,22 @@ def _main(args) -> int:
                            "iters": args.iters, "warmup": args.warmup},
               "model": None, "backends": [], "loop": None, "bus": None, "camera": None}
     raw = []
+    monitor = BoardMonitor(Path(os.environ.get(BOARD_ROOT_ENV, "/")))
+    notice = warning(monitor.board)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+    with monitor:
+        raw = _measure(args, report)
+    report["board"] = monitor.report()
+    if report["board"]["throttled"]:
+        print(f"warning: the board throttled during the run ({'; '.join(report['board']['throttle_reasons'])}): "
+              f"its figures are slower than it can do", file=sys.stderr)
+    return _finish(args, report, raw)
+
+
+def _measure(args, report: dict) -> list:
+    """Every mode asked for, in order; returns the timed model's raw latencies (for --plot)."""
+    raw = []
     if args.model:
         section, raw = time_model(args.model, args.backends, args.threads, args.iters, args.warmup)
         report.update(section)
@@ -246,6 +269,11 @@ def _main(args) -> int:
 
         report["camera"] = bench_camera(args.camera, args.duration or CAMERA_DURATION_S, size=args.camera_hw,
                                         fps=args.camera_fps)
+    return raw
+
+
+def _finish(args, report: dict, raw: list) -> int:
+    """Write the files, and the exit code the runs call for."""
     if args.json:
         write_report(report, args.json)
         print(f"wrote {args.json}")

@@ -111,6 +111,10 @@ def compare(paths: list[str]) -> None:
     line("machine", [_cell(m.get("hostname")) for m in machines])
     line("processor", [_cell(m.get("processor")) for m in machines])
     line("cpu cores / gpu", [f"{_cell(m.get('cpu_count'))} / {m.get('gpu') or '-'}" for m in machines])
+    boards = [r.get("board") if isinstance(r.get("board"), dict) else {} for r in reports]
+    if any(b.get("jetson") or b.get("gpu") for b in boards):
+        for label, cells in board_rows(boards).items():
+            line(label, cells)
     line("model", [Path(m["path"]).name if isinstance(m.get("path"), str) else "-" for m in models])
     line("model MFLOP", [_cell(m["flops"] / 1e6 if _number(m.get("flops")) else None, "{:.3f}") for m in models])
     names = {b["backend"] for r in reports for b in r["backends"]}
@@ -133,6 +137,33 @@ def compare(paths: list[str]) -> None:
         line(label, [rows.get(label, "-") for rows in buses])
     if any(b["status"] == "fallback" for r in reports for b in r["backends"]):
         print("(* ONNX Runtime fell back to another provider, usually the CPU: see the file's note)")
+
+
+def board_rows(boards: list[dict]) -> dict[str, list[str]]:
+    """The board's state per result file (benchmarks/board.py): two runs on one board in different modes, with
+    clocks locked or not, or throttled, are told apart."""
+    def mode(b):
+        m = b.get("power_mode") or {}
+        return "-" if not m else f"{m.get('id')} {m.get('name') or ''}".strip() + ("" if m.get("at_max") else " (not max)")
+
+    def hottest(b):
+        temps = b.get("temperatures_c") or {}
+        if not temps:
+            return "-"
+        zone = max(temps, key=lambda z: temps[z].get("max") or -1e9)
+        return f"{zone} {temps[zone].get('max'):g} C"
+
+    def gpu(b):
+        g = b.get("gpu") or {}
+        return "-" if not g else f"{_cell(g.get('sm_mhz'))}/{_cell(g.get('sm_max_mhz'))} MHz {_cell(g.get('temperature_c'))} C"
+
+    return {"board": [_cell(b.get("model")) for b in boards],
+            "L4T / JetPack": [f"{_cell(b.get('l4t'))} / {_cell(b.get('jetpack'))}" for b in boards],
+            "power mode": [mode(b) for b in boards],
+            "clocks locked": [_cell(b.get("clocks_locked")) for b in boards],
+            "throttled": [_cell(b.get("throttled")) for b in boards],
+            "hottest zone (max)": [hottest(b) for b in boards],
+            "gpu sm clock / temp": [gpu(b) for b in boards]}
 
 
 def _bus_rows(bus: dict) -> dict[str, str]:
