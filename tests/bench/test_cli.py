@@ -72,7 +72,9 @@ def act_report(actors, tmp_path_factory):
 def test_json_follows_the_schema(act_report):
     report = json.loads(act_report[0].read_text())
     assert report["schema"] == SCHEMA
-    assert set(report) == {"schema", "created", "machine", "settings", "model", "backends", "loop", "bus", "camera"}
+    assert set(report) == {"schema", "created", "machine", "settings", "model", "backends", "loop", "bus", "camera",
+                           "board"}
+    assert report["board"]["jetson"] is False and report["board"]["power_mode"] is None  # this machine
     assert report["loop"] is None and report["bus"] is None
     assert report["settings"] == {"backends": ["ort", "ort-cuda", "ort-trt", "trt", "torch"], "threads": 2,
                                   "iters": 40, "warmup": 5}
