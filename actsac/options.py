@@ -38,6 +38,17 @@ FRACTION = (lambda v: 0 < v <= 1, "must be in (0, 1]")
 FINITE = (math.isfinite, "must be a finite number")
 
 
+def parse_floats(text: str) -> list[float]:
+    """``V1,V2,...`` -> finite floats (an argparse type)."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = [math.nan]
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of finite numbers")
+    return values
+
+
 def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("argparse", {}).get("flag") or "--" + f.name.replace("_", "-")
 

@@ -17,6 +17,15 @@ from .tables import MotorModel, Reg
 
 HEALTH_GROUPS = ("temperature", "effort", "voltage")
 UNITS = {"temperature": "degC", "effort": "%", "voltage": "V"}
+# The motor-health limits a robot file or the command line may set (runtime/health.py): (count, order) of a list
+# of levels, or (None, None) for one number.
+HEALTH_LEVELS = {"temperature_c": (3, "increasing"), "effort_pct": (2, "decreasing"),
+                 "voltage_drop_pct": (2, "increasing"), "stall_s": (None, None)}
+
+
+def levels_in_order(values, count: int, order: str) -> bool:
+    """``values`` are ``count`` levels in ``order`` (ties allowed)."""
+    return len(values) == count and list(values) == sorted(values, reverse=order == "decreasing")
 
 
 def health_register(model: MotorModel, group: str) -> Reg:

@@ -30,6 +30,7 @@ from actsac.drivers.units import NORM_MODES, MotorCalibration
 
 from . import dynamixel_protocol, feetech_protocol
 from .errors import RobotSpecError
+from .health import HEALTH_LEVELS, levels_in_order
 from .robots import BusSpec, CameraSpec, MotorSpec, RobotSpec
 from .tables import FAMILIES, MODELS
 
@@ -135,10 +136,6 @@ def parse_robot_toml(path: Path) -> RobotSpec:
                      health=health)
 
 
-HEALTH_LEVELS = {"temperature_c": (3, "increasing"), "effort_pct": (2, "decreasing"),
-                 "voltage_drop_pct": (2, "increasing"), "stall_s": (None, None)}
-
-
 def _parse_health(fields: _Fields, motors: list[str]) -> dict[str, dict]:
     """``[health]`` (every motor) and ``[health.<motor>]`` (one motor): the limits of ``runtime/health.py``,
     as {"" or motor: {field: value}}."""
@@ -162,8 +159,8 @@ def _health_levels(fields: _Fields, motors: set[str]) -> dict:
             levels[key] = value
             continue
         value = fields.get(key, list)
-        ok = len(value) == count and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        if not ok or list(value) != sorted(value, reverse=order == "decreasing"):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not numbers or not levels_in_order(value, count, order):
             raise fields.fail(key, f"expected {count} {order} numbers, got {value!r}")
         levels[key] = [float(v) for v in value]
     return levels

@@ -126,7 +126,7 @@ def training_calibration(checkpoint: Checkpoint) -> dict | None:
     task = train.TASKS.get((extra.get("task") or {}).get("name"))
     if task is None or list(checkpoint.config.joint_names) != task.robot.joints:
         return None
-    return train.training_calibration(task.robot)
+    return task.robot.calibration
 
 
 def to_onnx(actor: nn.Module, batch: int | None, opset: int = DEFAULT_OPSET,

@@ -59,6 +59,13 @@ class ReachRobot:
         return [self.spec.motor(j) for j in self.joints]
 
     @property
+    def calibration(self) -> dict:
+        """The calibration the task's data comes from, the simulator's, as an export's metadata carries it."""
+        from actsac.calibration.compare import calibration_record
+
+        return calibration_record({m.name: m.sim_calibration for m in self.motors}, self.joints, "simulator")
+
+    @property
     def units(self) -> list[str]:
         return [m.norm_mode for m in self.motors]
 

@@ -363,13 +363,6 @@ def write_curve_png(path: Path, rows: list[dict], title: str, sac_start: int | N
     plt.close(fig)
 
 
-def training_calibration(robot: tasks.ReachRobot) -> dict:
-    """The calibration the task's data comes from: the simulator's, for the export to carry."""
-    from actsac.calibration.compare import calibration_record
-
-    return calibration_record({m.name: m.sim_calibration for m in robot.motors}, robot.joints, "simulator")
-
-
 def train(config: TrainConfig, progress: bool = True, log=None) -> TrainResult:
     """Run the whole training; ``log(line)`` (optional) receives a one-line summary when the updates start."""
     config.validate()
@@ -480,7 +473,7 @@ def _train(config: TrainConfig, progress: bool, log) -> TrainResult:
         actor.load_state_dict(best["state"])
     actor.eval()
     wall_s = time.perf_counter() - start_s
-    extra = {"task": eval_task.info(), "calibration": training_calibration(config.robot),
+    extra = {"task": eval_task.info(), "calibration": config.robot.calibration,
              "train": {"config": asdict(config), "steps_done": done, "interrupted": interrupted,
                        "wall_s": round(wall_s, 1), "saved_step": best["step"], "eval": best["metrics"],
                        "env_steps": collect.env_steps, "demo_transitions": len(offline),

@@ -6,30 +6,17 @@ directly. Simulator knobs are not here: they are ``actsac.drivers.sim.SimOptions
 
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from actsac.ensemble import ChunkExecutor, TemporalEnsembler
 from actsac.files import output_problem
-from actsac.options import AT_LEAST_1, FINITE, OptionError, check_options, option
+from actsac.options import AT_LEAST_1, FINITE, OptionError, check_options, option, parse_floats
 
 from .backends import BACKENDS, ORT_THREADS
 from .errors import RunRefused
 from .health import HealthSettings
 from .safety import POSITIVE, SafetySettings
-
-
-def parse_floats(text: str) -> list[float]:
-    """``V1,V2,...`` -> finite floats (an argparse type)."""
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        values = [math.nan]
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of finite numbers")
-    return values
 
 
 def unused_sibling(directory: Path) -> Path:

@@ -28,8 +28,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 from actsac.drivers.errors import BusError, MotorStatusError
-from actsac.drivers.health import HEALTH_GROUPS
-from actsac.options import NON_NEGATIVE, option
+from actsac.drivers.health import HEALTH_GROUPS, HEALTH_LEVELS, levels_in_order
+from actsac.options import NON_NEGATIVE, option, parse_floats
 
 from .errors import RunRefused
 from .safety import POSITIVE, SafetyStop
@@ -45,13 +45,6 @@ TICK_MARGIN_FRACTION = 0.1  # a health read must end this fraction of the period
 BLIND_S = 2.0  # a group unread this long for lack of time is warned about (once)
 
 
-def parse_levels(text: str) -> list[float]:
-    """``A,B,...`` -> floats (an argparse type; the count is checked where the levels are used)."""
-    from .config import parse_floats
-
-    return parse_floats(text)
-
-
 @dataclass
 class HealthSettings:
     """The ``actsac-run`` options of the "health" group (the robot file's ``[health]`` table sets the same
@@ -62,16 +55,16 @@ class HealthSettings:
                               NON_NEGATIVE)
     temperature_c: list[float] | None = option(
         None, "WARN,DERATE,STOP temperatures of every motor, degC (default: the motor model's limit minus "
-              "15, 10 and 5: 55,60,65 on an STS3215)", type=parse_levels, metavar="W,D,S")
+              "15, 10 and 5: 55,60,65 on an STS3215)", type=parse_floats, metavar="W,D,S")
     effort_pct: list[float] | None = option(
         None, "WARN,STALL effort of every motor, %% of its stall torque / current (default 80,40): above WARN a "
               "warning; above STALL with the goal away from the position for --stall-s, the joint is derated",
-        type=parse_levels, metavar="W,S")
+        type=parse_floats, metavar="W,S")
     stall_s: float | None = option(None, "how long a stall lasts before the joint is derated, s (default 0.5)",
                                    POSITIVE)
     voltage_drop_pct: list[float] | None = option(
         None, "WARN,STOP drop of a motor's voltage below its reading at start, %% (default 10,20)",
-        type=parse_levels, metavar="W,S")
+        type=parse_floats, metavar="W,S")
 
 
 @dataclass(frozen=True)
@@ -82,8 +75,6 @@ class HealthLimits:
     effort_pct: tuple[float, float] = (80.0, 40.0)  # a protected STS3215 gripper peaks at 50 % (Max_Torque_Limit 500)
     stall_s: float = 0.5
     voltage_drop_pct: tuple[float, float] = (10.0, 20.0)
-
-    FIELDS = {"temperature_c": 3, "effort_pct": 2, "stall_s": None, "voltage_drop_pct": 2}
 
     @classmethod
     def for_model(cls, model) -> "HealthLimits":
@@ -97,13 +88,12 @@ class HealthLimits:
         for name, value in values.items():
             if value is None:
                 continue
-            count = self.FIELDS[name]
+            count, order = HEALTH_LEVELS[name]
             if count is None:
                 changes[name] = float(value)
                 continue
             levels = tuple(float(v) for v in value)
-            if len(levels) != count or list(levels) != sorted(levels, reverse=name == "effort_pct"):
-                order = "decreasing" if name == "effort_pct" else "increasing"
+            if not levels_in_order(levels, count, order):
                 raise RunRefused(f"{label(name)}: expected {count} {order} numbers, got {list(value)}")
             changes[name] = levels
         return replace(self, **changes)
@@ -149,6 +139,8 @@ class HealthGuard:
         self.motors = list(motors)
         self.limits = dict(limits)
         self.span = np.asarray(span, dtype=np.float64)  # each joint's calibrated range, user units
+        self.band = HOLD_BAND_FRACTION * self.span
+        self.index = {m: i for i, m in enumerate(self.motors)}
         self.log = log
         self.state = {m: _MotorState() for m in self.motors}
         self.events: list[dict] = []
@@ -191,7 +183,7 @@ class HealthGuard:
         warn, stall = lim.effort_pct
         st = self.state[motor]
         self._warn_once(motor, "effort", abs(value) >= warn, abs(value) < 0.8 * warn, t_s, abs(value), warn, "%")
-        i = self.motors.index(motor)
+        i = self.index[motor]
         pushing = self._error(i) > STALL_ERROR_FRACTION * self.span[i]
         if abs(value) >= stall and pushing:
             st.stall_since_s = t_s if st.stall_since_s is None else st.stall_since_s
@@ -228,13 +220,12 @@ class HealthGuard:
         present position; a stall ends once the policy's goal for the joint is back within the band."""
         self._tick_s = t_s
         out = np.array(command, dtype=np.float64)
-        band = HOLD_BAND_FRACTION * self.span
-        for i, motor in enumerate(self.motors):
-            st = self.state[motor]
-            if "stall" in st.derate and abs(command[i] - positions[i]) <= band[i]:
+        for motor in self.derated:
+            i, st = self.index[motor], self.state[motor]
+            if "stall" in st.derate and abs(command[i] - positions[i]) <= self.band[i]:
                 self._release(motor, "stall", t_s, float(command[i]), "")
             if st.derate:
-                out[i] = np.clip(command[i], positions[i] - band[i], positions[i] + band[i])
+                out[i] = np.clip(command[i], positions[i] - self.band[i], positions[i] + self.band[i])
         self._positions, self._commands = np.asarray(positions, np.float64), out
         return out
 
@@ -301,7 +292,7 @@ class HealthPoller:
         self.robot, self.guard, self.clock = robot, guard, clock
         self.interval_s = 1.0 / health_hz
         self.period_s = period_s
-        self.start_s = clock.now()  # the loop's start once it runs: event times are run times
+        self.start_s = clock.now()  # until the loop starts (the baseline reads)
         self.last_read_s = {g: -math.inf for g in HEALTH_GROUPS}
         self.costs_s = {g: deque(maxlen=COST_WINDOW) for g in HEALTH_GROUPS}
         self.durations_s: dict[str, list[float]] = {g: [] for g in HEALTH_GROUPS}
@@ -317,7 +308,7 @@ class HealthPoller:
 
     def monitor(self, tick) -> dict:
         """The loop's fourth step: one due group, if it fits; returns the tick's health facts."""
-        if tick.index == 0 or self.ticks == 0:
+        if self.ticks == 0:  # the loop's start: event times are run times
             self.start_s = tick.scheduled_s - tick.index * self.period_s
         self.ticks += 1
         now = self.clock.now()
