@@ -154,7 +154,8 @@ def _protect_grippers(spec, ports) -> None:
     """Write the safe protection values where a gripper is looser (EEPROM, torque off) and say what changed;
     no calibration is written."""
     from actsac.drivers.errors import RobotSpecError
-    from actsac.drivers.protection import grippers, read_protection, unchecked, unsafe, write_protection
+    from actsac.drivers.protection import (changes_text, grippers, read_protection, unchecked, unsafe,
+                                           write_protection)
     from actsac.drivers.robot import Robot
 
     robot = Robot(spec, ports)
@@ -169,8 +170,7 @@ def _protect_grippers(spec, ports) -> None:
     finally:
         robot.close()  # torque off, ports closed
     if loose:
-        print("gripper protection written: " + ", ".join(f"{motor} {register} {value} -> {safe}"
-                                                          for motor, register, value, safe in loose))
+        print(f"gripper protection written: {changes_text(loose)}")
     for motor, model in skipped.items():
         print(f"gripper {motor}: no known safe values for a {model}, nothing written")
     if not loose and len(skipped) < len(readings):

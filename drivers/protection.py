@@ -85,6 +85,11 @@ def unsafe(robot, readings: dict[str, dict[str, int]]) -> list[tuple[str, str, i
     return out
 
 
+def changes_text(loose: list[tuple[str, str, int, int]]) -> str:
+    """``unsafe``'s findings as the values a write changes: "gripper Max_Torque_Limit 1000 -> 500, ..."."""
+    return ", ".join(f"{motor} {register} {value} -> {safe}" for motor, register, value, safe in loose)
+
+
 def write_protection(robot, readings: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     """Write the safe value of every register that is not safe (torque off, EEPROM unlocked and locked again);
     returns {gripper: {register: value written}}."""

@@ -15,7 +15,7 @@ from typing import Callable
 
 from actsac._cli import first_line
 from actsac.drivers.errors import BusError, CameraError
-from actsac.drivers.protection import read_protection, unchecked, unsafe, write_protection
+from actsac.drivers.protection import changes_text, read_protection, unchecked, unsafe, write_protection
 from actsac.drivers.sim import SimOptions
 
 from .backends import make_infer, open_backend, resolve_model, warm_up
@@ -253,8 +253,7 @@ class _Session:
                              f"--gripper-protection ignore to run as it is")
         if mode == "write":
             outcome["written"] = write_protection(self.robot, readings)
-            changes = ", ".join(f"{motor} {register} {value} -> {safe}" for motor, register, value, safe in loose)
-            self.log(f"actsac-run: gripper protection written: {changes}")
+            self.log(f"actsac-run: gripper protection written: {changes_text(loose)}")
         else:
             self.log(f"actsac-run: warning: gripper at factory limits (--gripper-protection ignore): {text}")
         return outcome
